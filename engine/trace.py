@@ -1,0 +1,86 @@
+"""The explain trace: every rule considered, whether it fired, and the data it looked at.
+
+Recorded only when a caller asks for an explanation, so the fast path pays nothing for it. Values are
+rendered as JSON-safe data; a field the lead does not have is listed under `missing` instead, which is how an
+author learns that a comparison was false because the field was absent (the documented missing-value rule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from engine.expr import MISSING
+
+
+class Trace:
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+
+    def rule(self, kind: str, rule: str, fired: bool, points: Any, reason: str,
+             values: tuple[dict[str, Any], list[str]] | dict[str, Any], **extra: Any) -> None:
+        entry: dict[str, Any] = {"kind": kind, "rule": rule, "fired": fired, "reason": reason}
+        if kind == "scoring":
+            entry["points"] = points
+        if isinstance(values, tuple):
+            seen, missing = values
+            if seen:
+                entry["values"] = seen
+            if missing:
+                entry["missing"] = missing
+        entry.update({k: v for k, v in extra.items() if v is not None})
+        self.entries.append(entry)
+
+    def note(self, kind: str, rule: str, reason: str) -> None:
+        self.entries.append({"kind": kind, "rule": rule, "fired": False, "reason": reason, "note": True})
+
+    def to_list(self) -> list[dict[str, Any]]:
+        return self.entries
+
+
+def jsonable(value: Any) -> Any:
+    """Lead-view values (read-only mappings, tuples, datetimes, MISSING) as plain JSON data."""
+    if value is MISSING:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items() if v is not MISSING}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def read_path(names: Mapping[str, Any], path: str) -> Any:
+    """Follow a dotted path such as 'lead.company.industry' through the evaluation names."""
+    head, *rest = path.split(".")
+    value = names.get(head, MISSING)
+    for part in rest:
+        if value is MISSING or value is None:
+            return MISSING
+        try:
+            value = value[int(part)] if isinstance(value, tuple) else value[part]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return MISSING
+    return value
+
+
+def describe_values(compiled: Any, lead: Any, now: datetime, score: Any = None, activity: Any = None,
+                    stage: Any = None) -> tuple[dict[str, Any], list[str]]:
+    """(values of the data paths an expression reads, paths that were missing)."""
+    if compiled is None:
+        return {}, []
+    names = {"lead": lead, "now": now, "score": score, "activity": activity, "stage": stage}
+    seen: dict[str, Any] = {}
+    missing: list[str] = []
+    for path in compiled.paths:
+        value = read_path(names, path)
+        if value is MISSING or value is None:
+            missing.append(path)
+        else:
+            v = jsonable(value)
+            if isinstance(v, list) and len(v) > 5:
+                v = f"[{len(v)} items]"
+            seen[path] = v
+    return seen, missing
