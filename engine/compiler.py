@@ -93,6 +93,7 @@ class Compiler:
         self.root = root.strip("/") or "."
         self.diagnostics: list[Diagnostic] = []
         self.sources: dict[str, Source] = {}  # kind -> source
+        self.unreadable: set[str] = set()  # stems of files whose YAML could not be read
 
     # ------------------------------------------------------------ helpers
     def error(self, code: str, message: str, location: Location, hint: str = "") -> None:
@@ -118,6 +119,7 @@ class Compiler:
                 data, marks = load_yaml(self.files[path], path)
             except YamlError as exc:
                 self.diagnostics.extend(exc.diagnostics)
+                self.unreadable.add(posixpath.basename(path).rsplit(".", 1)[0])
                 continue
             text = self.files[path].decode("utf-8", errors="replace")
             source = Source(path, data, marks, text)
@@ -136,6 +138,8 @@ class Compiler:
             else:
                 self.sources.setdefault("_invalid_" + kind, source)
         for kind in REQUIRED_KINDS:
+            if KIND_FILES[kind] in self.unreadable:
+                continue  # its YAML error is already reported; "missing" would mislead
             if kind not in self.sources and "_invalid_" + kind not in self.sources:
                 self.error("POL001", f"the policy set has no '{kind}' file",
                            Location(posixpath.join(self.root, KIND_FILES[kind] + ".yaml")),
@@ -415,6 +419,7 @@ class Compiler:
     # ------------------------------------------------------------ pass 5: expressions
     def compile_expressions(self, model: PolicyModel, lead_type: Any) -> None:
         scopes = build_scopes(model, lead_type)
+        self.check_activity_types(model, lead_type)
         for group in model.scoring.groups:
             for rule in group.rules:
                 if rule.when:
@@ -433,12 +438,33 @@ class Compiler:
             if sla.when:
                 self.compile_one(sla.when, scopes["route"], T.BOOL)
 
+    def check_activity_types(self, model: PolicyModel, lead_type: Any) -> None:
+        """Activity types named by rules must be values the lead schema allows (REF010)."""
+        known = activity_types(lead_type)
+        if known is None:
+            return
+        used = [(r.activity, r.location, f"scoring rule '{r.id}'") for g in model.scoring.groups for r in g.rules
+                if r.activity]
+        used += [(s.attempts.activity, s.location, f"SLA '{s.id}'") for s in model.slas if s.attempts]
+        for activity, loc, owner in used:
+            if activity not in known:
+                self.error("REF010", f"{owner} counts activity type '{activity}', which the lead schema does not allow",
+                           loc, checks.did_you_mean(activity, known) + f"known activity types: {', '.join(known)}")
+
     def compile_one(self, expr: Expr, scope: Scope, want: Any) -> None:
         try:
             expr.compiled = compile_expression(expr.source, scope, want=want)
         except ExpressionError as exc:
             loc = expr.location.shifted(exc.column - 1) if exc.column and "\n" not in expr.source else expr.location
             self.error(exc.code, f"in expression `{_short(expr.source)}`: {exc.message}", loc, exc.hint)
+
+
+def activity_types(lead_type: Any) -> tuple[str, ...] | None:
+    """The activity `type` values the lead schema allows, or None when it does not restrict them."""
+    activities = getattr(lead_type, "props", {}).get("activities")
+    item = getattr(activities, "item", None)
+    type_field = getattr(item, "props", {}).get("type")
+    return getattr(type_field, "enum", None)
 
 
 def build_scopes(model: PolicyModel, lead_type: Any) -> dict[str, Scope]:
