@@ -17,7 +17,9 @@ hostile-input bounds (nesting depth, number of values, total characters, key len
 The view: objects become `LeadView` (a dict subclass whose mutators raise), arrays become tuples,
 date-time strings become timezone-aware datetimes (an offset is required), JSON null and absent declared
 properties become `MISSING`. Undeclared properties are kept (converted the same way) when
-additionalProperties allows them. Null is only accepted where the schema's type allows "null".
+additionalProperties allows them. JSON null for an optional declared property means "absent" (CRM exports
+write empty fields as null); for a required property, or inside arrays, null is accepted only where the
+schema's type allows "null".
 """
 
 from __future__ import annotations
@@ -467,6 +469,8 @@ class _SchemaCompiler:
                 for name, raw in value.items():
                     check = get_validator(name)
                     if check is not None:
+                        if raw is None and name not in required_set:
+                            continue  # CRMs export empty fields as null: an optional null is absent (MISSING)
                         out[name] = check(raw, budget)
                     elif extra is not None:
                         _check_key(name, budget)

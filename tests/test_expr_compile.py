@@ -26,7 +26,6 @@ from engine.expr import (
     compile_expression,
 )
 from engine.expr import sandbox
-from engine.expr.types import ANY
 from engine.leads import LeadSchema
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "lead.schema.json").read_text())
@@ -404,3 +403,17 @@ def test_speed_close_to_hand_written_lambda() -> None:
     fast = min(timeit.repeat("fn(lead, now)", globals={"fn": fn, "lead": lead, "now": NOW}, number=20_000, repeat=5))
     ref = min(timeit.repeat("fn(lead, now)", globals={"fn": hand, "lead": lead, "now": NOW}, number=20_000, repeat=5))
     assert fast / ref < 2.0  # measured ≈1.05–1.15 on a quiet machine; generous bound for CI noise
+
+
+def test_want_bool_always_returns_a_real_bool() -> None:
+    from engine.expr import BOOL
+
+    sparse = LEADS.prepare({"id": "x"})
+    for source in ["lead.is_student", 'endswith(lead.email, ".edu")', "lead.is_student and lead.employees > 1",
+                   "lead.is_student or lead.is_competitor"]:  # fmt: skip
+        compiled = compile_expression(source, SCOPE, want=BOOL)
+        assert compiled.fn(sparse, NOW) is False, source
+        assert compiled.reference(sparse, NOW) is False, source
+    compiled = compile_expression("lead.employees > 1 and present(lead.abn)", SCOPE, want=BOOL)
+    assert not compiled.py.startswith("(True if")  # already boolean: no wrapper
+    assert compiled.fn(LEADS.prepare(FULL_LEAD), NOW) is True

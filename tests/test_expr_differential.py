@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from engine.errors import EvaluationError, ExpressionError
-from engine.expr import DATETIME, MISSING, PARAMETERS, RUNTIME_GLOBALS, Scope, compile_expression
+from engine.expr import BOOL, DATETIME, MISSING, PARAMETERS, RUNTIME_GLOBALS, Scope, compile_expression
 from engine.leads import LeadSchema
 
 pytestmark = pytest.mark.security
@@ -225,9 +225,9 @@ def outcome(fn, *args):
         return ("error", exc.code)
 
 
-def check_agreement(source: str, raw: dict) -> None:
+def check_agreement(source: str, raw: dict, want=None) -> None:
     try:
-        compiled = compile_expression(source, SCOPE)
+        compiled = compile_expression(source, SCOPE, want=want)
     except ExpressionError:
         assume(False)
         return
@@ -244,9 +244,9 @@ def check_agreement(source: str, raw: dict) -> None:
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-@given(source=bool_expr, raw=leads)
-def test_fast_path_matches_reference_on_conditions(source: str, raw: dict) -> None:
-    check_agreement(source, raw)
+@given(source=bool_expr, raw=leads, as_condition=st.booleans())
+def test_fast_path_matches_reference_on_conditions(source: str, raw: dict, as_condition: bool) -> None:
+    check_agreement(source, raw, BOOL if as_condition else None)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])

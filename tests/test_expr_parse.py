@@ -236,3 +236,47 @@ def test_whitelist_constants_are_consistent() -> None:
     assert ast.Pow in sandbox.ALLOWED_OPERATORS
     assert ast.BitOr not in sandbox.ALLOWED_OPERATORS
     assert sandbox.ALLOWED_SCOPE_NAMES == {"lead", "now", "score", "activity", "stage"}
+
+
+# ------------------------------------------------------------------------------------------ fuzzing
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from engine.expr import ANY, DATETIME, ObjectType, Scope, compile_expression  # noqa: E402
+from engine.expr.types import INTEGER, STRING, ListType  # noqa: E402
+
+_FUZZ_SCOPE = Scope(
+    {
+        "lead": ObjectType({"a": INTEGER, "s": STRING, "l": ListType(STRING), "o": ObjectType({"x": ANY}), "z": ANY}),
+        "now": DATETIME,
+    }
+)
+_TOKENS = st.sampled_from(
+    ["lead", ".", "a", "s", "l", "o", "x", "z", "(", ")", "[", "]", "{", "}", ",", ":", "==", "!=", "<", ">=", "+",
+     "-", "*", "**", "/", "//", "%", " and ", " or ", " not ", " in ", " not in ", " if ", " else ", " is ", "1", "0",
+     "-1", "2.5", '"x"', "'y'", "True", "None", "lower", "present", "len", "matches", "count_activities", "=",
+     "within_days", "lambda", " for ", "__class__", "_", "now", "\\", "\n", ";", "@", "~", "|", "&", "f'{", "'", '"',
+     "\u202e", "é", "ｌ", "\x00", "yield", "await", "*", "..."]
+)  # fmt: skip
+
+
+def _only_expression_errors(source: str) -> None:
+    try:
+        compile_expression(source, _FUZZ_SCOPE)
+    except ExpressionError as err:
+        assert err.code.startswith("EXPR") and err.column >= 1
+
+
+@pytest.mark.security
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_TOKENS, max_size=25).map("".join))
+def test_token_soup_only_raises_expression_errors(source: str) -> None:
+    _only_expression_errors(source)
+
+
+@pytest.mark.security
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=60))
+def test_arbitrary_text_only_raises_expression_errors(source: str) -> None:
+    _only_expression_errors(source)

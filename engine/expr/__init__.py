@@ -59,7 +59,11 @@ class Scope:
 
 @dataclass(frozen=True)
 class CompiledExpr:
-    """A checked, compiled expression. `fn(lead, now, score=None, activity=None, stage=None)`."""
+    """A checked, compiled expression. `fn(lead, now, score=None, activity=None, stage=None)`.
+
+    `fn` raises only EvaluationError. With `want=BOOL` it always returns True or False (a MISSING or
+    other value counts by truthiness), so callers never see MISSING from a condition.
+    """
 
     source: str
     py: str
@@ -67,19 +71,22 @@ class CompiledExpr:
     result_type: Type
     paths: tuple[str, ...]
     tree: ast.Expression = field(repr=False, compare=False)
+    as_bool: bool = False  # compiled with want=BOOL: fn returns a real bool (MISSING and other values by truthiness)
 
     def reference(self, lead: Any, now: Any, score: Any = None, activity: Any = None, stage: Any = None) -> Any:
         """The same expression evaluated by simpleeval (slow; for differential tests and debugging)."""
-        return _reference.evaluate(self.tree, self.source, lead, now, score, activity, stage)
+        value = _reference.evaluate(self.tree, self.source, lead, now, score, activity, stage)
+        return (True if value else False) if self.as_bool else value
 
 
 def compile_expression(source: str, scope: Scope, *, want: Type | None = None) -> CompiledExpr:
     """Parse, check and compile an untrusted expression; raises ExpressionError(code, message, column, hint)."""
     tree = parse(source)
     result = check(tree, source, scope.names, want)
-    py = emit(tree)
+    as_bool = isinstance(want, BoolType)
+    py = emit(tree, as_bool=as_bool)
     fn = build_function(py, source)
-    return CompiledExpr(source, py, fn, result.result_type, result.paths, tree)
+    return CompiledExpr(source, py, fn, result.result_type, result.paths, tree, as_bool)
 
 
 __all__ = [

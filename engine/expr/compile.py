@@ -205,9 +205,27 @@ class Emitter:
         return f"{helper.global_name}({', '.join(emitted)})"
 
 
-def emit(tree: ast.Expression) -> str:
-    """Python source of a checked expression tree."""
-    return Emitter().emit(tree.body)
+def always_bool(node: ast.AST) -> bool:
+    """Does this expression always evaluate to a real bool (never MISSING or another value)?"""
+    if isinstance(node, ast.Compare) or (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not)):
+        return True
+    if isinstance(node, ast.Constant):
+        return type(node.value) is bool
+    if isinstance(node, ast.Call):
+        return getattr(getattr(node, "lo_helper", None), "name", None) in ("present", "missing")
+    if isinstance(node, ast.BoolOp):
+        return all(always_bool(v) for v in node.values)
+    if isinstance(node, ast.IfExp):
+        return always_bool(node.body) and always_bool(node.orelse)
+    return False
+
+
+def emit(tree: ast.Expression, as_bool: bool = False) -> str:
+    """Python source of a checked expression tree; `as_bool` makes the result a real bool (truthiness)."""
+    py = Emitter().emit(tree.body)
+    if as_bool and not always_bool(tree.body):
+        py = f"(True if {py} else False)"
+    return py
 
 
 def _verify_generated(py: str) -> None:

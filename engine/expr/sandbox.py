@@ -242,7 +242,7 @@ def _token_offset(source: str, lineno: int, col_chars: int) -> int:
 def check_source_text(source: object) -> str:
     """Reject what must never reach ast.parse; return the source unchanged when it is acceptable."""
     if not isinstance(source, str):
-        raise ExpressionError(EXPR_SYNTAX, f"an expression must be a string, not {type(source).__name__}", 0)
+        raise ExpressionError(EXPR_SYNTAX, f"an expression must be a string, not {type(source).__name__}", 1)
     if len(source) > MAX_EXPRESSION_LENGTH:
         raise ExpressionError(
             EXPR_LIMIT,
@@ -298,7 +298,8 @@ def _check_tokens(source: str) -> None:
                 )
         elif tok.type == tokenize.ERRORTOKEN:
             if tok.string.strip() and not tok.string.isascii():
-                raise ExpressionError(EXPR_CHARACTER, f"unexpected character {tok.string!r}", column)
+                hint = 'use straight quotes (" or \')' if tok.string.strip()[0] in "\u2018\u2019\u201c\u201d" else ""
+                raise ExpressionError(EXPR_CHARACTER, f"unexpected character {tok.string!r}", column, hint)
             if tok.string.strip():
                 raise ExpressionError(EXPR_SYNTAX, f"unexpected character {tok.string!r}", column)
         elif tok.type == tokenize.OP:
