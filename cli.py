@@ -484,6 +484,133 @@ def serve_cmd(bundle_file: str | None, watch_dir: str | None, key_path: str, hos
     run(app, host=host, port=port)
 
 
+# ---- scenarios: test, record ----
+
+
+@cli.command("test")
+@click.argument("paths", nargs=-1, metavar="[PATHS…]")
+@click.option("--policies", "-p", metavar="DIR", help=POLICIES_HELP)
+@click.option("-k", "keyword", metavar="EXPR", help="Only scenarios whose name, file or tags match: words, and/or/not.")
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="Only scenarios with this tag (repeatable: any of).")
+@click.option("--junit", "junit_file", metavar="FILE", help="Also write a JUnit XML report here (for CI).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--coverage", "show_coverage", is_flag=True, help="Report the policy rules no scenario exercises.")
+@click.option("--min-coverage", type=click.FloatRange(0, 100), metavar="PCT",
+              help="Fail (exit 1) when rule coverage is below PCT percent (implies --coverage).")
+@click.option("--update", is_flag=True, help="Rewrite the failing expectations to today's decisions; show what changed.")
+@click.option("-v", "--verbose", is_flag=True, help="Also list passing and skipped scenarios.")
+def test_cmd(paths: tuple[str, ...], policies: str | None, keyword: str | None, tags: tuple[str, ...],
+             junit_file: str | None, fmt: str, show_coverage: bool, min_coverage: float | None, update: bool,
+             verbose: bool) -> None:
+    """Replay recorded lead scenarios against the policies on disk.
+
+    Prints every failing scenario as `file:line: name`, then each expectation it missed (expected vs actual)
+    and the rules that explain the difference; ends with `N passed, M failed`. Exit 1 on any failure.
+
+    \b
+    Example:
+      leadops test scenarios/ -k "sla and not dst" --junit reports/scenarios.xml --coverage --min-coverage 100
+    """
+    from engine import coverage as cov_mod
+    from engine import scenarios as sc
+
+    ps = open_policies(policies)
+    for p in paths:
+        if not Path(p).exists():
+            fail(f"scenario path '{p}' does not exist")
+    found, diags = sc.load_all(list(paths) or ["scenarios"])
+    try:
+        chosen = sc.select(found, keyword, tags)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="-k") from None
+    for s in chosen:
+        diags.extend(sc.check_scenario(ps, s))
+    bad = {(d.location.file, d.location.line) for d in diags}
+    runnable = [s for s in chosen if (s.file, s.line) not in bad]
+    if not chosen and not diags:
+        fail("no scenarios found" + (" matching the selection" if keyword or tags else
+                                     f" in {', '.join(paths) or 'scenarios/'}"))
+    results = sc.run(ps, runnable)
+    coverage = None
+    if show_coverage or min_coverage is not None:
+        coverage = cov_mod.report(ps, ((r.decision, [e.path for e in r.scenario.expect])
+                                       for r in results if r.decision is not None))
+    if junit_file:
+        Path(junit_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(junit_file).write_text(sc.junit_xml(results, diags), encoding="utf-8")
+    changes = sc.update(results) if update else []
+    failed = any(not r.ok for r in results) or bool(diags)
+    below = coverage is not None and min_coverage is not None and coverage["coverage"] + 1e-9 < min_coverage
+    if fmt == "json":
+        out = sc.results_json(results, coverage)
+        out["invalid"] = [d.to_dict() for d in diags]
+        if update:
+            out["updated"] = [vars(c) for c in changes]
+        click.echo(render.to_json(out))
+    else:
+        if diags:
+            click.echo(render.diagnostics_text(diags))
+            click.echo("")
+        for r in results:
+            if not r.ok:
+                click.echo(sc.failure_text(r) + "\n")
+            elif verbose:
+                click.echo(f"{'SKIP' if r.status == 'skipped' else 'PASS'} {r.scenario.where}: {r.scenario.name}"
+                           + (f" ({r.error})" if r.status == "skipped" else ""))
+        if changes:
+            click.echo(f"updated {len(changes)} expectation(s) to today's decisions:")
+            for c in changes:
+                click.echo(f"  {c}")
+            click.echo("")
+        if coverage is not None:
+            click.echo(cov_mod.report_text(coverage))
+            if below:
+                click.echo(f"coverage {coverage['coverage']:g}% is below the required {min_coverage:g}%")
+        line = sc.summary_line(results)
+        if diags:
+            line += f" ({len({d.location.file for d in diags})} scenario file(s) with errors)"
+        click.echo(line)
+    if (failed and not (update and changes and not diags and all(r.status != "error" for r in results))) or below:
+        raise SystemExit(1)
+
+
+@cli.command("record")
+@click.argument("lead_path", metavar="LEAD")
+@click.option("--policies", "-p", metavar="DIR", help=POLICIES_HELP)
+@click.option("--now", metavar="ISO8601", help="The decision time (default: the current UTC time).")
+@click.option("--name", help="Scenario name (default: derived from the lead).")
+@click.option("--to", "to_file", metavar="FILE", help="Append the scenario to this file (created if missing).")
+def record_cmd(lead_path: str, policies: str | None, now: str | None, name: str | None, to_file: str | None) -> None:
+    """Turn a lead into a regression scenario whose expectation is today's decision.
+
+    Records the fields a reviewer cares about (score, grade, stage, route, SLA due dates, fired scoring rules),
+    not the whole trace. Without --to the scenario is printed.
+
+    \b
+    Example:
+      leadops record scenarios/leads/us-quote-request.json --now 2026-11-23T09:00:00+10:00 --name "US quote" --to scenarios/recorded.yaml
+    """
+    from engine import scenarios as sc
+
+    when = parse_now(now)
+    ps = open_policies(policies)
+    single, _lines = _read_single_or_lines(lead_path)
+    if single is None:
+        fail(f"{lead_path}: record takes one lead (a JSON object)")
+    label = name or f"lead {single.get('id', Path(lead_path).stem)} at {when.isoformat()}"
+    try:
+        text, _ = sc.record(ps, single, when, label, Path(lead_path) if lead_path != "-" else None,
+                            Path(to_file) if to_file else None)
+    except LeadError as exc:
+        fail(f"invalid lead: {exc.field + ': ' if exc.field else ''}{exc.message}")
+    except LeadopsError as exc:
+        fail(str(exc))
+    if to_file:
+        click.echo(f"{to_file}: recorded scenario '{label}'")
+    else:
+        click.echo(text, nl=False)
+
+
 def main() -> None:
     """Entry point: run the CLI; turn any leadops user error that slipped through into one line and exit 1."""
     try:

@@ -196,13 +196,17 @@ class PolicyService:
         self.metrics = _Metrics()
         self.decision_log = DecisionLog(decision_log) if decision_log else None
         self.active: Active | None = None
-        self.last_error: str | None = None
+        self.errors: dict[str, str] = {}  # bundle path -> why it was rejected (while it stays as it is)
         self.last_error_at: datetime | None = None
-        self._seen: dict[Path, tuple[int, int]] = {}
+        self._seen: dict[Path, tuple[int, int, int]] = {}
         self._reload_lock = threading.Lock()
         self.reload()
         if self.active is None and not self.watch_dir:
             raise BundleError("no-valid-bundle", self.last_error or f"{self.source} is not a valid bundle")
+
+    @property
+    def last_error(self) -> str | None:
+        return "; ".join(self.errors.values()) if self.errors else None
 
     # ------------------------------------------------------------------ loading and hot swap
 
@@ -214,11 +218,12 @@ class PolicyService:
         except OSError:
             return []
 
-    def _record_error(self, message: str) -> None:
-        self.last_error = message
+    def _record_error(self, path: Path, message: str) -> None:
+        self.errors[str(path)] = f"{path}: {message}"
         self.last_error_at = self.clock()
         self.metrics.reloads.labels("rejected").inc()
-        log.warning("bundle rejected, keeping %s: %s", self.active.revision if self.active else "nothing", message)
+        log.warning("bundle %s rejected, keeping %s: %s", path, self.active.revision if self.active else "nothing",
+                    message)
 
     def reload(self) -> bool:
         """Check the source for a changed bundle; load and publish it when it is valid and newer.
@@ -226,23 +231,28 @@ class PolicyService:
         Returns True when a new policy was published. Never raises for a bad bundle (it is logged).
         """
         with self._reload_lock:
-            best: tuple[VerifiedBundle, Path] | None = None
-            for path in self._candidates():
+            valid: list[tuple[VerifiedBundle, Path]] = []
+            candidates = self._candidates()
+            for gone in set(self._seen) - set(candidates):  # a removed file is no longer a problem
+                self._seen.pop(gone, None)
+                self.errors.pop(str(gone), None)
+            for path in candidates:
                 try:
                     st = path.stat()
                 except OSError:
                     continue
-                stamp = (st.st_mtime_ns, st.st_size)
+                stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
                 if self._seen.get(path) == stamp:
                     continue
                 self._seen[path] = stamp
                 try:
                     data = path.read_bytes()
                 except OSError as exc:
-                    self._record_error(f"{path}: cannot read: {exc.strerror}")
+                    self._record_error(path, f"cannot read: {exc.strerror}")
                     continue
                 current = self.active
                 if current is not None and hashlib.sha256(data).hexdigest() == current.verified.sha256:
+                    self.errors.pop(str(path), None)  # back to the active bundle
                     continue
                 try:
                     verified = verify_bundle(
@@ -254,42 +264,48 @@ class PolicyService:
                         scope=self.scope,
                     )
                 except BundleError as exc:
-                    self._record_error(f"{path}: {exc}")
+                    self._record_error(path, str(exc))
                     continue
+                self.errors.pop(str(path), None)
                 if current is not None and verified.sequence == current.sequence:
                     continue  # the same sequence and revision: nothing new (TUF: discard an equal version)
-                if best is None or verified.sequence > best[0].sequence:
-                    best = (verified, path)
-            if best is None:
-                return False
-            verified, path = best
-            try:
-                policy_set = self.loader(verified)
-            except PolicyError as exc:
-                detail = "; ".join(d.format().replace("\n", " ") for d in exc.diagnostics[:5])
-                self._record_error(f"{path}: policy set does not compile: {detail}")
-                return False
-            except LeadopsError as exc:
-                self._record_error(f"{path}: policy set does not load: {exc}")
-                return False
-            new = Active(verified, policy_set, make_etag(verified), self.clock(), str(path))
-            old = self.active
-            self.active = new  # the swap: one reference assignment
-            self.last_error = None
-            m = self.metrics
-            m.reloads.labels("loaded").inc()
-            m.policy_info.clear()
-            m.policy_info.labels(verified.revision, verified.policy_version, str(verified.sequence)).set(1)
-            m.sequence.set(verified.sequence)
-            m.expires.set(verified.expires_at)
-            log.info(
-                "serving revision %s sequence %d from %s (was %s)",
-                verified.revision,
-                verified.sequence,
-                path,
-                old.revision if old else "nothing",
-            )
-            return True
+                valid.append((verified, path))
+            # the newest first; a bundle whose policy set does not compile is skipped (and reported)
+            for verified, path in sorted(valid, key=lambda item: item[0].sequence, reverse=True):
+                try:
+                    policy_set = self.loader(verified)
+                except PolicyError as exc:
+                    detail = "; ".join(d.format().replace("\n", " ") for d in exc.diagnostics[:5])
+                    self._record_error(path, f"policy set does not compile: {detail}")
+                    continue
+                except LeadopsError as exc:
+                    self._record_error(path, f"policy set does not load: {exc}")
+                    continue
+                except Exception as exc:  # an engine bug must not take the service down or swap in anything
+                    log.exception("loading %s failed", path)
+                    self._record_error(path, f"policy set failed to load (internal error {type(exc).__name__})")
+                    continue
+                self._publish(verified, policy_set, path)
+                return True
+            return False
+
+    def _publish(self, verified: VerifiedBundle, policy_set: Any, path: Path) -> None:
+        new = Active(verified, policy_set, make_etag(verified), self.clock(), str(path))
+        old = self.active
+        self.active = new  # the swap: one reference assignment
+        m = self.metrics
+        m.reloads.labels("loaded").inc()
+        m.policy_info.clear()
+        m.policy_info.labels(verified.revision, verified.policy_version, str(verified.sequence)).set(1)
+        m.sequence.set(verified.sequence)
+        m.expires.set(verified.expires_at)
+        log.info(
+            "serving revision %s sequence %d from %s (was %s)",
+            verified.revision,
+            verified.sequence,
+            path,
+            old.revision if old else "nothing",
+        )
 
     async def watch(self) -> None:
         from anyio import to_thread
@@ -518,8 +534,7 @@ def create_app(
         problems = []
         if active.verified.is_expired(service.clock()):
             problems.append("active bundle has expired; publish a freshly signed bundle")
-        if service.last_error:
-            problems.append(f"last bundle update was rejected: {service.last_error}")
+        problems.extend(f"bundle rejected (still serving the last good one): {msg}" for msg in service.errors.values())
         body = {
             "status": "degraded" if problems else "ok",
             "revision": active.revision,

@@ -186,10 +186,12 @@ def test_structured_vs_raw_files():
         ([reg("C:/evil.yaml")], "unsafe-path"),
         ([reg("policies/\x1b[31mred.yaml")], "unsafe-path"),
         ([reg("a" * 300)], "unsafe-path"),
+        ([reg("policies/" + "a" * 120 + "/../../../../etc/cron.d/x")], "unsafe-path"),
         ([reg("policies/a.yaml"), reg("policies/a.yaml", b"y")], "duplicate-entry"),
         ([reg("policies/a.yaml"), reg("./policies/a.yaml", b"y")], "duplicate-entry"),
     ],
-    ids=["absolute", "dotdot", "nested-dotdot", "backslash", "drive", "control-char", "long-name", "duplicate",
+    ids=["absolute", "dotdot", "nested-dotdot", "backslash", "drive", "control-char", "long-name", "pax-long-dotdot",
+         "duplicate",
          "duplicate-dot-slash"],
 )
 def test_read_rejects_unsafe_names(members, code):
@@ -370,3 +372,60 @@ def test_source_state_in_git(tmp_path):
     dirty = source_state(tmp_path / "policies", {"policies/a.yaml": b"k: w\n"})
     assert dirty.dirty and dirty.revision.startswith(clean.commit + "+dirty.")
     assert dirty.changed
+
+
+# --------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_keys_build_sign_verify(tmp_path):
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    runner = CliRunner()
+    keys = tmp_path / "keys"
+    r = runner.invoke(cli, ["keys", "generate", "--out", str(keys), "--key-id", "ci"])
+    assert r.exit_code == 0, r.output
+    assert (keys / "ci.private.pem").exists() and (keys / "ci.public.pem").exists()
+    r = runner.invoke(cli, ["keys", "generate", "--out", str(keys), "--key-id", "ci"])
+    assert r.exit_code == 1 and "already exists" in r.output and "Traceback" not in r.output
+
+    out = tmp_path / "dist"
+    args = ["bundle", "build", "--policies", str(REPO / "policies"), "--out", str(out), "--allow-dirty", "--sequence", "7"]
+    r = runner.invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    (bundle,) = out.glob("*.tar.gz")
+    first = bundle.read_bytes()
+    assert runner.invoke(cli, args).exit_code == 0
+    assert bundle.read_bytes() == first, "rebuilding gives the same bytes"
+
+    r = runner.invoke(cli, ["bundle", "verify", str(bundle), "--key", str(keys)])
+    assert r.exit_code == 1 and "missing-signature" in r.output
+
+    r = runner.invoke(cli, ["bundle", "sign", str(bundle), "--key", str(keys / "ci.private.pem"), "--expires-in", "2d"])
+    assert r.exit_code == 0, r.output
+    assert "sequence 7" in r.output and "'ci'" in r.output
+    r = runner.invoke(cli, ["bundle", "verify", str(bundle), "--key", str(keys / "ci.public.pem")])
+    assert r.exit_code == 0 and "ok: revision" in r.output and "sequence 7" in r.output
+    r = runner.invoke(cli, ["bundle", "verify", str(bundle), "--key", str(keys), "--min-sequence", "8"])
+    assert r.exit_code == 1 and "rollback" in r.output
+
+    signed_copy = tmp_path / "copy.tar.gz"
+    r = runner.invoke(cli, ["bundle", "sign", str(bundle), "--key", str(keys / "ci.private.pem"), "--out",
+                            str(signed_copy), "--sequence", "9"])
+    assert r.exit_code == 1 and "contradicts" in r.output  # the manifest says 7
+    tampered = bytearray(bundle.read_bytes())
+    tampered[len(tampered) // 2] ^= 0xFF
+    signed_copy.write_bytes(bytes(tampered))
+    r = runner.invoke(cli, ["bundle", "verify", str(signed_copy), "--key", str(keys)])
+    assert r.exit_code == 1 and r.output.startswith("error: ") and "Traceback" not in r.output
+
+    r = runner.invoke(cli, ["bundle", "sign", str(bundle), "--key", str(keys / "ci.private.pem"), "--expires-in", "soon"])
+    assert r.exit_code == 2
+    r = runner.invoke(cli, ["serve", "--key", str(keys)])
+    assert r.exit_code == 2 and "exactly one of --bundle" in r.output
+    r = runner.invoke(cli, ["serve", "--bundle", str(tmp_path / "missing.tar.gz"), "--key", str(keys)])
+    assert r.exit_code == 1
+    for command in (["keys", "generate"], ["bundle", "build"], ["bundle", "sign"], ["bundle", "verify"], ["serve"]):
+        help_text = runner.invoke(cli, [*command, "--help"]).output
+        assert "Example:" in help_text and "leadops " in help_text.split("Example:")[1]

@@ -319,6 +319,39 @@ def test_watch_directory_starts_empty_then_serves(keys, tmp_path):
         assert "rollback" in " ".join(health["problems"])
 
 
+def test_bad_bundle_keeps_last_good_and_recovers(keys, tmp_path):
+    path = tmp_path / "b.tar.gz"
+    good = signed_bundle(keys, "rev-good", 4)
+    path.write_bytes(good)
+    app = create_app(path, keys.public_path, poll_interval=0.05)
+    with BackgroundServer(app) as srv, httpx.Client(base_url=srv.url) as c:
+        bad_cases = {
+            "unsigned": build_bundle(policy_files(), "rev-unsigned", policy_version="1"),
+            "rollback": signed_bundle(keys, "rev-old", 3),
+            "expired": signed_bundle(keys, "rev-exp", 9, expires_in=1),
+            "garbage": b"\x1f\x8b garbage",
+            "policy-does-not-compile": sign_bundle(
+                build_bundle({**policy_files(), "policies/scoring.yaml": b"kind: scoring\nbogus: 1\n"}, "rev-broken",
+                             policy_version="1"),
+                keys.private_path, keys.key_id, 10,
+            ),
+        }
+        time.sleep(1.1)  # let the 1-second bundle expire
+        for name, data in bad_cases.items():
+            write_atomic(path, data)
+            wait_for(lambda: c.get("/healthz").json()["status"] == "degraded")
+            health = c.get("/healthz").json()
+            assert health["revision"] == "rev-good", name
+            if name == "policy-does-not-compile":
+                assert "does not compile" in " ".join(health["problems"])
+            assert c.post("/v1/decisions", json={"lead": LEADS[0]}).json()["revision"] == "rev-good"
+            write_atomic(path, good)  # put the good bundle back: healthy again
+            wait_for(lambda: c.get("/healthz").json()["status"] == "ok")
+        text = c.get("/metrics").text
+        assert re.search(r'leadops_bundle_reloads_total\{result="rejected"\} [5-9]', text)
+        assert "does not compile" not in c.get("/healthz").text  # recovered: the broken one is gone
+
+
 def wait_for(predicate, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
