@@ -6,10 +6,11 @@ not exist, routing without a fallback, rules no lead can reach, grade ladders th
 REF001 duplicate id (reported by the compiler while building the model)
 REF002 unknown stage          REF003 unknown team          REF004 unknown queue
 REF005 unknown calendar       REF007 unknown score group   REF008 unknown routing rule
+REF009 unknown owner group    REF010 unknown activity type (both reported by the compiler)
 RULE001 routing has no fallback                RULE002 fallback misplaced or malformed
 RULE003 rule unreachable after a catch-all     RULE004 grade ladder malformed
 RULE005 floor above cap                        RULE006 transition malformed
-RULE007 escalation ladder out of order
+RULE007 escalation ladder out of order        RULE008 out-of-office range invalid (compiler)
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def check_rules(model: PolicyModel, report: Report) -> None:
 
 def check_stage_references(model: PolicyModel, report: Report) -> None:
     stages = model.stages.by_id()
-    _known(report, "REF002", "stage", model.stages.initial, stages, model.stages.location)
+    _known(report, "REF002", "stage", model.stages.initial, stages, model.stages.initial_location)
     for stage in stages.values():
         seen: set[str] = set()
         for t in stage.transitions:
@@ -75,12 +76,18 @@ def check_stage_references(model: PolicyModel, report: Report) -> None:
                    "add `entry: <expression>` or `manual: true` (entered only by a transition request)")
 
 
+def calendar_ids(model: PolicyModel) -> set[str]:
+    """Calendars declared in calendars.yaml, including invalid ones (already reported, so not 'unknown')."""
+    return set(model.calendars) | set(model.broken_calendars)
+
+
 def check_team_references(model: PolicyModel, report: Report) -> None:
+    calendars = calendar_ids(model)
     for team in model.teams.values():
-        _known(report, "REF005", "calendar", team.calendar, model.calendars, team.location)
+        _known(report, "REF005", "calendar", team.calendar, calendars, team.location)
     for queue in model.queues.values():
         if queue.calendar:
-            _known(report, "REF005", "calendar", queue.calendar, model.calendars, queue.location)
+            _known(report, "REF005", "calendar", queue.calendar, calendars, queue.location)
     for rule in model.routing:
         if rule.target_kind == "team":
             _known(report, "REF003", "team", rule.target, model.teams, rule.location)
@@ -91,11 +98,11 @@ def check_team_references(model: PolicyModel, report: Report) -> None:
 def check_sla_references(model: PolicyModel, report: Report) -> None:
     stages = model.stages.by_id()
     routes = [r.id for r in model.routing]
-    slas_loc = model.slas[0].location if model.slas else Location()
-    _known(report, "REF005", "calendar", model.default_calendar, model.calendars, slas_loc)
+    calendars = calendar_ids(model)
+    _known(report, "REF005", "calendar", model.default_calendar, calendars, model.default_calendar_location)
     for sla in model.slas:
         if sla.calendar != "assignee":
-            _known(report, "REF005", "calendar", sla.calendar, model.calendars, sla.location)
+            _known(report, "REF005", "calendar", sla.calendar, calendars, sla.location)
         for s in sla.stages:
             _known(report, "REF002", "stage", s, stages, sla.location)
         for r in sla.routes:
@@ -113,10 +120,11 @@ def check_sla_references(model: PolicyModel, report: Report) -> None:
 
 def check_scoring_references(model: PolicyModel, report: Report) -> None:
     groups = [g.id for g in model.scoring.groups]
-    for g in model.scoring.grade_groups:
-        _known(report, "REF007", "score group", g, groups, model.scoring.location)
+    locations = model.scoring.grade_locations or tuple(model.scoring.location for _ in model.scoring.grade_groups)
+    for g, loc in zip(model.scoring.grade_groups, locations):
+        _known(report, "REF007", "score group", g, groups, loc)
         if g in groups and not next(x for x in model.scoring.groups if x.id == g).grades:
-            report("RULE004", f"grade is built from group '{g}', which has no grades", model.scoring.location,
+            report("RULE004", f"grade is built from group '{g}', which has no grades", loc,
                    f"add `grades:` to group '{g}' or remove it from `grade:`")
 
 

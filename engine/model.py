@@ -82,6 +82,7 @@ class Scoring:
     total_cap: float | None = None
     total_floor: float | None = None
     location: Location = field(default_factory=Location)
+    grade_locations: tuple[Location, ...] = ()  # where each entry of `grade_groups` is written
 
 
 # ---------------------------------------------------------------- stages
@@ -114,6 +115,7 @@ class Stages:
     detours: tuple[Stage, ...]
     reason_codes: dict[str, str]
     location: Location = field(default_factory=Location)
+    initial_location: Location = field(default_factory=Location)
 
     def by_id(self) -> dict[str, Stage]:
         return {s.id: s for s in (*self.pipeline, *self.detours)}
@@ -230,3 +232,5 @@ class PolicyModel:
     max_changed_percent: float | None = None
     ownership: Ownership | None = None
     locations: dict[str, Location] = field(default_factory=dict)  # "kind:id" -> where it is defined
+    default_calendar_location: Location = field(default_factory=Location)
+    broken_calendars: frozenset[str] = frozenset()  # declared but invalid (already reported): not "unknown"

@@ -9,8 +9,9 @@ Semantics:
   calendar, else the set's `default_calendar`) or a named calendar. Paused intervals (`lead.sla_pauses`) do
   not count; while an open-ended pause lasts there is no due date (status `paused`).
 * Escalation steps fire at a share of the allowed time (`75%`) or business time after the due date (`+4h`).
-* `attempts.min` activities of `attempts.activity` since the clock started are required before the lead may
-  be moved to any stage in `attempts.before`; `within_business_days` sets the window in which to make them.
+* `attempts.min` activities of `attempts.activity` since the lead entered the stage (`lead.stage_entered_at`;
+  every recorded attempt when that is unknown) are required before the lead may be moved to any stage in
+  `attempts.before`; `within_business_days` sets the window in which to make them (`attempts_due`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from engine.expr import MISSING
 from engine.model import Sla
 from engine.routing import Assignment
 from engine.trace import Trace, describe_values
+
+
+TIMINGS_CACHE_SIZE = 4096  # cached (SLA, calendar, start, pauses) computations per policy set
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -57,6 +61,17 @@ class SlaEngine:
             for stage in sla.stages or ():
                 self.by_stage.setdefault(stage, []).append(sla)
         self.unstaged = [s for s in slas if not s.stages]
+        self._timings: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self._offsets = {sla.id: tuple(self.escalation_offset(sla, e) for e in sla.escalations) for sla in slas}
+
+    @staticmethod
+    def escalation_offset(sla: Sla, e: Any) -> timedelta:
+        """Business time from the clock start to an escalation step (whole seconds)."""
+        if e.percent is not None:
+            offset = sla.respond_within * (e.percent / 100.0)
+        else:
+            offset = sla.respond_within + e.after_due
+        return timedelta(seconds=round(offset.total_seconds()))
 
     @staticmethod
     def pauses(lead: Mapping[str, Any]) -> list[tuple[datetime, datetime | None]]:
@@ -116,18 +131,21 @@ class SlaEngine:
         out = []
         for sla in slas:
             cal = self.calendar_for(sla, assignment)
-            due = cal.add_business_time(start, sla.respond_within, pauses)
+            clock_starts, due, due_iso, escalation_ats, attempts_due = self.timings(sla, cal, start, pauses)
             item: dict[str, Any] = {
                 "id": sla.id,
-                "clock_starts": iso(start.astimezone(cal.zone)),
-                "due": iso(due),
+                "clock_starts": clock_starts,
+                "due": due_iso,
                 "calendar": cal.id,
                 "attempts_required": sla.attempts.min if sla.attempts else 0,
-                "escalations": self.escalations(sla, cal, start, pauses, route, assignment),
+                "escalations": [
+                    {"at": at, "when": e.text, "action": e.action, "to": self.target(e.to, route, assignment)}
+                    for e, at in zip(sla.escalations, escalation_ats)
+                ],
                 "status": "paused" if due is None else ("breached" if now > due else "running"),
             }
-            if sla.attempts and sla.attempts.within_business_days:
-                item["attempts_due"] = iso(business_days_end(cal, start, sla.attempts.within_business_days))
+            if attempts_due is not None:
+                item["attempts_due"] = attempts_due
             out.append(item)
             if trace is not None:
                 trace.rule("sla", sla.id, True, None,
@@ -136,15 +154,34 @@ class SlaEngine:
                            + (f"; {len(pauses)} pause(s) excluded" if pauses else ""), {})
         return out
 
+    def timings(self, sla: Sla, cal: BusinessCalendar, start: datetime,
+                pauses: list[tuple[datetime, datetime | None]]) -> tuple[Any, ...]:
+        """(clock_starts, due, due as text, escalation instants as text, attempts_due as text or None).
+
+        Pure calendar arithmetic of (SLA, calendar, start instant, pauses), so it is cached: every lead whose
+        clock starts `now` (its stage changes in this decision) shares one computation. Equal instants give
+        equal results whatever their offset (everything is converted to the calendar's zone).
+        """
+        key = (sla.id, cal.id, start, start.fold, tuple(pauses))  # fold: same wall time in one zone, twice
+        hit = self._timings.get(key)
+        if hit is not None:
+            return hit
+        due = cal.add_business_time(start, sla.respond_within, pauses)
+        ats = tuple(iso(cal.add_business_time(start, offset, pauses)) for offset in self._offsets[sla.id])
+        attempts_due = None
+        if sla.attempts and sla.attempts.within_business_days:
+            attempts_due = iso(business_days_end(cal, start, sla.attempts.within_business_days))
+        hit = (iso(start.astimezone(cal.zone)), due, iso(due), ats, attempts_due)
+        if len(self._timings) >= TIMINGS_CACHE_SIZE:
+            self._timings.clear()
+        self._timings[key] = hit
+        return hit
+
     def escalations(self, sla: Sla, cal: BusinessCalendar, start: datetime, pauses: list[Any],
                     route: dict[str, Any], assignment: Assignment) -> list[dict[str, Any]]:
         steps = []
         for e in sla.escalations:
-            if e.percent is not None:
-                offset = sla.respond_within * (e.percent / 100.0)
-            else:
-                offset = sla.respond_within + e.after_due
-            at = cal.add_business_time(start, timedelta(seconds=round(offset.total_seconds())), pauses)
+            at = cal.add_business_time(start, self.escalation_offset(sla, e), pauses)
             steps.append({"at": iso(at), "when": e.text, "action": e.action, "to": self.target(e.to, route, assignment)})
         return steps
 

@@ -5,9 +5,9 @@ Semantics:
 * A requested move (`lead.transition_request: {to, reason_code}`) is honoured when it is a forward move along
   the pipeline to a manual stage or to one whose entry criteria hold, or when the current stage declares a
   transition to the target; a declared transition marked `reason_required` needs a reason code from the
-  policy's list, and an SLA's minimum attempts must have been made first. A rejected request leaves the stage
-  where it was and says why. An accepted request is final for this decision (no automatic move follows, so a
-  lead handed back to marketing does not bounce straight back).
+  policy's list, and an SLA's minimum attempts must have been made first. A refused request keeps the stage
+  where it was and says why. Either way the request decides the evaluation: no automatic move follows (a lead
+  handed back to marketing does not bounce straight back, and a refused hand-back does not quietly promote it).
 * Otherwise the lead moves forward to the furthest pipeline stage past its current one whose entry criteria
   hold (manual stages are skipped, never entered automatically). Stages are a high-water mark: nothing moves a
   lead backwards on its own. From a detour, an `auto` transition re-enters the pipeline when the target's
@@ -52,9 +52,8 @@ class StageEngine:
         result: dict[str, Any] = {"from": current.id, "to": current.id, "changed": False, "rule": None}
         request = lead.get("transition_request", MISSING)
         if request is not MISSING and request is not None:
-            accepted = self.requested(current, request, lead, now, score, attempts, trace, warnings, result)
-            if accepted:
-                return result
+            self.requested(current, request, lead, now, score, attempts, trace, warnings, result)
+            return result  # accepted or refused, a request decides this evaluation
         target, rule = self.automatic(current, lead, now, score, trace, warnings)
         if target is not current:
             result.update(to=target.id, changed=True, rule=rule)

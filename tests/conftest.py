@@ -1,0 +1,82 @@
+"""Shared helpers: copies of policy sets in tmp dirs that a test can patch, and the example set loaded once."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+import engine
+from engine.errors import Diagnostic, PolicyError
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_POLICIES = REPO / "policies"
+LEAD_SCHEMA = REPO / "schemas" / "lead.schema.json"
+MINIMAL = REPO / "tests" / "fixtures" / "policies" / "minimal"
+SAMPLE_LEADS = sorted((REPO / "scenarios" / "leads").glob("*.json"))
+NOW = datetime.fromisoformat("2026-11-23T09:00:00+10:00")  # a Monday, 09:00 in Brisbane
+
+
+class PolicyDir:
+    """A policy set copied into a tmp dir (`<root>/policies/*.yaml` + `<root>/schemas/lead.schema.json`)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.policies = root / "policies"
+
+    def text(self, name: str) -> str:
+        return (self.policies / name).read_text(encoding="utf-8")
+
+    def write(self, name: str, text: str) -> "PolicyDir":
+        (self.policies / name).write_text(text, encoding="utf-8")
+        return self
+
+    def patch(self, name: str, old: str, new: str) -> "PolicyDir":
+        """Replace the one occurrence of `old` in policies/<name> (fails loudly when the text is not there)."""
+        text = self.text(name)
+        assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {name}"
+        return self.write(name, text.replace(old, new))
+
+    def remove(self, name: str) -> "PolicyDir":
+        (self.policies / name).unlink()
+        return self
+
+    def load(self) -> engine.PolicySet:
+        return engine.load_policies(self.policies)
+
+    def diagnostics(self) -> list[Diagnostic]:
+        with pytest.raises(PolicyError) as info:
+            self.load()
+        return info.value.diagnostics
+
+    def codes(self) -> list[str]:
+        return [d.code for d in self.diagnostics()]
+
+
+def copy_policy_set(source: Path, dest: Path) -> PolicyDir:
+    """Copy a policy set laid out as <source>/policies + <source>/schemas into dest."""
+    shutil.copytree(source / "policies", dest / "policies")
+    shutil.copytree(source / "schemas", dest / "schemas")
+    return PolicyDir(dest)
+
+
+@pytest.fixture
+def example_set(tmp_path: Path) -> PolicyDir:
+    """A private copy of the example policy set (policies/ + the lead schema)."""
+    (tmp_path / "set" / "schemas").mkdir(parents=True)
+    shutil.copytree(EXAMPLE_POLICIES, tmp_path / "set" / "policies")
+    shutil.copy(LEAD_SCHEMA, tmp_path / "set" / "schemas" / "lead.schema.json")
+    return PolicyDir(tmp_path / "set")
+
+
+@pytest.fixture
+def mini_set(tmp_path: Path) -> PolicyDir:
+    """A private copy of tests/fixtures/policies/minimal: one team (ann w2, bob w1 + OOO), one queue, one SLA."""
+    return copy_policy_set(MINIMAL, tmp_path / "mini")
+
+
+@pytest.fixture(scope="session")
+def example_ps() -> engine.PolicySet:
+    return engine.load_policies(EXAMPLE_POLICIES)
