@@ -30,6 +30,10 @@ def load_policies(path: str | Path = "policies", revision: str | None = None) ->
     from engine.sources import read_directory
 
     files, root = read_directory(path)
+    if revision is None:  # inside a git work tree: the commit SHA, "+dirty…" when policy files are uncommitted
+        from engine.gitops import worktree_revision  # lazy: gitpython is imported only inside a git work tree
+
+        revision = worktree_revision(path, files)
     return PolicySet.from_files(files, root, revision)
 
 
