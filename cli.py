@@ -275,6 +275,7 @@ def expr_cmd(expression: str, lead_file: str | None, now: str | None, policies: 
             fail(f"{lead_file}: not valid JSON: {exc}")
     try:
         value = ps.evaluate_expression(expression, raw, when)
+
     except LeadopsError as exc:
         code = getattr(exc, "code", "")
         col = getattr(exc, "column", 0)
@@ -671,7 +672,7 @@ def diff_cmd(base_rev: str, head_rev: str | None, policies: str, lead_files: tup
       leadops diff --base main --format markdown --leads export.jsonl --max-changed 5
     """
     from engine import gitops
-    from engine.impact import Report, analyse, default_lead_files, estimate_total, iter_lead_texts
+    from engine.impact import Report, analyse, default_leads, estimate_total, iter_lead_texts
     from engine.semantic_diff import semantic_diff
 
     when = parse_now(now)
@@ -686,17 +687,18 @@ def diff_cmd(base_rev: str, head_rev: str | None, policies: str, lead_files: tup
     except PolicyError as exc:
         _git_fail(exc)
     changes = semantic_diff(base_ps.model, head_ps.model)
-    paths = list(lead_files) or default_lead_files(policies)
+    paths = list(lead_files)
+    scenario_items = [] if paths else default_leads(policies)
     source = ", ".join(Path(p).name if p != "-" else "stdin" for p in lead_files[:3]) + (" …" if len(lead_files) > 3 else "") \
-        if lead_files else "scenarios/leads"
+        if lead_files else "the scenarios"
     impact = None
-    if paths:
+    if paths or scenario_items:
         big = any(p == "-" or (p.endswith((".jsonl", ".ndjson")) and Path(p).stat().st_size > 2_000_000) for p in paths)
         workers = jobs or (min(os.cpu_count() or 1, 8) if big else 1)
-        total = estimate_total(paths) if sys.stderr.isatty() else None
+        total = (estimate_total(paths) if sys.stderr.isatty() else None) if paths else len(scenario_items)
         try:
-            impact = analyse(base_ps, head_ps, iter_lead_texts(paths), when, changes, max_examples=examples,
-                             jobs=workers, total=total)
+            impact = analyse(base_ps, head_ps, iter_lead_texts(paths) if paths else scenario_items, when, changes,
+                             max_examples=examples, jobs=workers, total=total)
         except OSError as exc:
             fail(f"cannot read leads: {exc}")
     limits = [x for x in (max_changed,) if x is not None] or \

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from engine.compiler import compile_policy_files
 from engine.decision import Decision
-from engine.errors import LeadopsError
+from engine.errors import EvaluationError, LeadopsError
 from engine.leads import LeadSchema
 from engine.model import PolicyModel
 from engine.routing import RouteEngine
@@ -49,6 +50,7 @@ class PolicySet:
         self.stages = StageEngine(model.stages)
         self.routing = RouteEngine(model.routing, model.teams, model.queues, model.calendars)
         self.slas = SlaEngine(model.slas, model.calendars, model.default_calendar)
+        self._last_now: tuple[Any, str] = (None, "")
 
     @classmethod
     def from_files(cls, files: Mapping[str, bytes], root: str = "policies", revision: str | None = None) -> "PolicySet":
@@ -73,10 +75,13 @@ class PolicySet:
         stage = self.stages.evaluate(view, now, score_view, self.slas.attempt_check(view, now, acts), trace, warnings)
         assignment = self.routing.evaluate(view, now, score_view, stage["to"], trace, warnings)
         slas = self.slas.evaluate(view, now, stage, assignment, score_view, trace, warnings)
+        last = self._last_now  # (now, now.isoformat()): one ISO string per `now`; a tuple, so threads agree
+        if last[0] is not now:
+            last = self._last_now = (now, now.isoformat())
         data: dict[str, Any] = {
             "lead_id": view["id"],
             "policy_revision": self.revision,
-            "evaluated_at": now.isoformat(),
+            "evaluated_at": last[1],
             "score": score,
             "stage": stage,
             "route": assignment.section,
@@ -98,12 +103,15 @@ class PolicySet:
         from engine.trace import jsonable
 
         now = require_aware(now)
-        compiled = compile_expression(source, build_scopes(self.model, self.lead_schema.type)["route"])
+        compiled = compile_expression(source, build_scopes(self.model.scoring, self.lead_schema.type)["route"])
         view = self.lead_schema.prepare(lead)
         acts = activities_by_type(view, now)
         _, score_view = self.scoring.evaluate(view, now, acts, None, [])
         stage = self.stages.evaluate(view, now, score_view, self.slas.attempt_check(view, now, acts), None, [])
-        return jsonable(compiled.fn(view, now, score_view, None, stage["to"]))
+        value = compiled.fn(view, now, score_view, None, stage["to"])
+        if isinstance(value, float) and not math.isfinite(value):
+            raise EvaluationError("EVAL003", f"the result {value} is not a finite number (JSON has no NaN or Infinity)")
+        return jsonable(value)
 
     def describe(self) -> dict[str, Any]:
         """Metadata for reports and the service: name, version, revision and rule counts."""

@@ -9,10 +9,11 @@ from __future__ import annotations
 import posixpath
 from pathlib import Path
 
-from engine.errors import PolicyError, Diagnostic, Location
-from engine.yamlsafe import YamlError, load_yaml
+from engine.errors import Diagnostic, Location, PolicyError
+from engine.yamlsafe import MAX_YAML_BYTES, YamlError, load_yaml
 
 MAX_POLICY_FILES = 200
+MAX_LEAD_SCHEMA_BYTES = 1 << 20
 DEFAULT_LEAD_SCHEMA = "../schemas/lead.schema.json"
 
 
@@ -25,19 +26,47 @@ def read_directory(path: str | Path) -> tuple[dict[str, bytes], str]:
     root = directory.resolve().name
     base = directory.resolve().parent
     files: dict[str, bytes] = {}
+    problems: list[Diagnostic] = []
     yamls = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
     for p in yamls[:MAX_POLICY_FILES]:
-        files[f"{root}/{p.name}"] = p.read_bytes()
+        name = f"{root}/{p.name}"
+        data = _read_inside(p, base, MAX_YAML_BYTES, name, problems)
+        if data is not None:
+            files[name] = data
     schema_rel = DEFAULT_LEAD_SCHEMA
     for name, data in files.items():
         try:
-            doc, _ = load_yaml(data, name)
+            doc, marks = load_yaml(data, name)
         except YamlError:
             continue
         if isinstance(doc, dict) and doc.get("kind") == "policy-set" and isinstance(doc.get("lead_schema"), str):
             schema_rel = doc["lead_schema"]
+            if posixpath.isabs(schema_rel) or "\\" in schema_rel:
+                problems.append(Diagnostic(
+                    "LEADSCHEMA003", f"lead_schema '{schema_rel}' must be a relative path inside the repository",
+                    marks.at(("lead_schema",)), "write it relative to the policies directory, e.g. ../schemas/lead.schema.json"))
+                schema_rel = DEFAULT_LEAD_SCHEMA
     schema_key = posixpath.normpath(posixpath.join(root, schema_rel))
-    schema_path = (base / schema_key).resolve()
+    schema_path = base / schema_key
     if not schema_key.startswith("../") and schema_path.is_file():
-        files[schema_key] = schema_path.read_bytes()
+        data = _read_inside(schema_path, base, MAX_LEAD_SCHEMA_BYTES, schema_key, problems)
+        if data is not None:
+            files[schema_key] = data
+    if problems:
+        raise PolicyError(problems)
     return files, root
+
+
+def _read_inside(path: Path, base: Path, limit: int, name: str, problems: list[Diagnostic]) -> bytes | None:
+    """Read a policy-set file, refusing files that resolve outside the repository or exceed `limit` bytes."""
+    resolved = path.resolve()
+    if resolved != base and base not in resolved.parents:
+        problems.append(Diagnostic("POL004", f"'{name}' resolves outside the policy repository ({path.name} is a link)",
+                                   Location(name), "policy files must be regular files inside the repository"))
+        return None
+    size = resolved.stat().st_size
+    if size > limit:
+        problems.append(Diagnostic("YAML007", f"'{name}' is {size} bytes; the limit is {limit}", Location(name, 1, 1),
+                                   "split the file or remove data that does not belong in a policy"))
+        return None
+    return resolved.read_bytes()

@@ -320,6 +320,12 @@ class Pattern:
             if isinstance(message, bytes):
                 message = message.decode("utf-8", "replace")
             raise ValueError(str(message)) from None
+        size = max(compiled.programsize, getattr(compiled, "reverseprogramsize", 0) or 0)
+        if size > sandbox.MAX_PATTERN_PROGRAM_SIZE:
+            raise ValueError(
+                f"pattern compiles to {size} RE2 instructions (limit MAX_PATTERN_PROGRAM_SIZE = "
+                f"{sandbox.MAX_PATTERN_PROGRAM_SIZE}); use smaller repetition counts such as {{1,20}} or +"
+            )
         self.pattern = pattern
         self._compiled = compiled
         self.search = self._make_search(compiled)

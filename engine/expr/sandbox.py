@@ -64,7 +64,8 @@ MAX_STRING_LENGTH = 100_000  # string literals, string results of + / *, lead st
 MAX_COLLECTION_LENGTH = 10_000  # list/tuple literal length and sequence results of + / *
 MAX_ROUND_DIGITS = 32  # |ndigits| of round()
 MAX_PATTERN_LENGTH = 500  # matches(s, "pattern") literal length
-RE2_MAX_MEMORY = 8 << 20  # bytes re2 may use for one compiled pattern
+RE2_MAX_MEMORY = 1 << 20  # bytes re2 may use for one compiled pattern
+MAX_PATTERN_PROGRAM_SIZE = 2000  # RE2 program instructions: a short pattern ([\pL]{1,200}) can compile huge
 
 # --------------------------------------------------------------------------------------------------
 # Lead input limits (applied by engine.leads.LeadSchema.prepare to every decoded lead)
