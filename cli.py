@@ -20,7 +20,7 @@ from engine import render
 from engine.errors import LeadError, LeadopsError, PolicyError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-POLICIES_HELP = "Policy directory (default: ./policies)."
+POLICIES_HELP = "Policy directory, or REV:DIR to read it from a git revision (default: ./policies)."
 
 
 class UserError(click.ClickException):
@@ -66,6 +66,13 @@ def open_policies(spec: str | None, rev: str | None = None) -> "engine.PolicySet
         raise SystemExit(1) from None
 
 
+def policy_options(command: Any) -> Any:
+    """--policies DIR|REV:DIR and --rev REV, shared by every command that reads a policy set."""
+    command = click.option("--rev", metavar="REV", help="Read the policies at this git revision (commit, branch, tag) "
+                           "straight from git, without touching the working tree.")(command)
+    return click.option("--policies", "-p", metavar="DIR|REV:DIR", help=POLICIES_HELP)(command)
+
+
 @click.group(context_settings=CONTEXT)
 @click.version_option(engine.__version__, prog_name="leadops")
 def cli() -> None:
@@ -81,9 +88,9 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--policies", "-p", metavar="DIR", help=POLICIES_HELP)
+@policy_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def validate(policies: str | None, fmt: str) -> None:
+def validate(policies: str | None, rev: str | None, fmt: str) -> None:
     """Check a policy set: JSON Schemas, references, expressions and semantic rules.
 
     Every problem is reported as `file:line:column: error[CODE]: message` with a hint; exit 1 when any.
@@ -92,8 +99,10 @@ def validate(policies: str | None, fmt: str) -> None:
     Example:
       leadops validate --policies policies --format json
     """
+    from engine.gitops import open_policy_source
+
     try:
-        ps = engine.load_policies(policies or "policies")
+        ps = open_policy_source(policies, rev)
     except PolicyError as exc:
         if fmt == "json":
             click.echo(render.diagnostics_json(exc.diagnostics))
@@ -103,7 +112,8 @@ def validate(policies: str | None, fmt: str) -> None:
     info = ps.describe()
     from engine.scenarios import default_scenario_paths, validate_scenarios  # scenario files next to the policies
 
-    scenario_diags = validate_scenarios(ps, default_scenario_paths(policies))
+    on_disk = rev is None and ":" not in (policies or "")
+    scenario_diags = validate_scenarios(ps, default_scenario_paths(policies)) if on_disk else []
     if scenario_diags:
         if fmt == "json":
             click.echo(render.diagnostics_json(scenario_diags, summary=info))
@@ -186,13 +196,14 @@ def lead_error_record(line: int, exc: Exception) -> dict[str, Any]:
 
 @cli.command("eval")
 @click.argument("leads", nargs=-1, metavar="[LEAD…|-]")
-@click.option("--policies", "-p", metavar="DIR", help=POLICIES_HELP)
+@policy_options
 @click.option("--now", metavar="ISO8601", help="The decision time (default: the current UTC time).")
 @click.option("--format", "fmt", type=click.Choice(["json", "text"]), default="json", show_default=True)
 @click.option("--explain", is_flag=True, help="Include a trace of every rule considered and why it did or did not fire.")
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, show_default=True,
               help="Worker processes for JSON Lines (0 = every core, 1 = no workers).")
-def eval_cmd(leads: tuple[str, ...], policies: str | None, now: str | None, fmt: str, explain: bool, jobs: int) -> None:
+def eval_cmd(leads: tuple[str, ...], policies: str | None, rev: str | None, now: str | None, fmt: str, explain: bool,
+             jobs: int) -> None:
     """Evaluate one lead (a JSON object) or many (JSON Lines) into decisions.
 
     A JSON Lines input yields one output line per input line: a decision, or an error record with the
@@ -204,7 +215,7 @@ def eval_cmd(leads: tuple[str, ...], policies: str | None, now: str | None, fmt:
       leadops eval scenarios/leads/icp-enterprise-brisbane.json --now 2026-11-23T09:00:00+10:00 --explain --format text
     """
     when = parse_now(now)
-    ps = open_policies(policies)
+    ps = open_policies(policies, rev)
     if len(leads) > 1:
         _eval_files(ps, leads, when, fmt, explain)
         return
@@ -253,8 +264,8 @@ def _eval_files(ps: "engine.PolicySet", paths: tuple[str, ...], when: datetime, 
 @click.argument("expression")
 @click.option("--lead", "lead_file", metavar="FILE", help="A lead JSON file to evaluate against (default: an empty lead).")
 @click.option("--now", metavar="ISO8601", help="The time `now` and days_since() use (default: the current UTC time).")
-@click.option("--policies", "-p", metavar="DIR", help=POLICIES_HELP)
-def expr_cmd(expression: str, lead_file: str | None, now: str | None, policies: str | None) -> None:
+@policy_options
+def expr_cmd(expression: str, lead_file: str | None, now: str | None, policies: str | None, rev: str | None) -> None:
     """Print the JSON value of one expression, checked and evaluated exactly as in policies.
 
     Names: lead, now, score (the lead's score under the policy set), stage (its decided stage).
@@ -264,7 +275,7 @@ def expr_cmd(expression: str, lead_file: str | None, now: str | None, policies: 
       leadops expr 'lead.employees >= 50 and lead.country in ["AU", "NZ"]' --lead scenarios/leads/icp-enterprise-brisbane.json
     """
     when = parse_now(now)
-    ps = open_policies(policies)
+    ps = open_policies(policies, rev)
     raw: Any = {"id": "expr"}
     if lead_file:
         try:
