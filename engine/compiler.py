@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 from collections.abc import Mapping
 from datetime import date, time, timedelta
 from functools import lru_cache
@@ -94,6 +95,7 @@ class Compiler:
         self.diagnostics: list[Diagnostic] = []
         self.sources: dict[str, Source] = {}  # kind -> source
         self.unreadable: set[str] = set()  # stems of files whose YAML could not be read
+        self.broken_calendars: set[str] = set()  # calendars declared but invalid (their error is reported)
 
     # ------------------------------------------------------------ helpers
     def error(self, code: str, message: str, location: Location, hint: str = "") -> None:
@@ -201,6 +203,8 @@ class Compiler:
             calendars=calendars,
             slas=self.build_slas(slas_src, locations),
             default_calendar=slas_src.data["default_calendar"],
+            default_calendar_location=slas_src.at("default_calendar"),
+            broken_calendars=frozenset(self.broken_calendars),
             max_changed_percent=(d.get("guard") or {}).get("max_changed_percent"),
             ownership=self.build_ownership(meta),
             locations=locations,
@@ -243,7 +247,9 @@ class Compiler:
             groups.append(ScoreGroup(g["id"], src.at(*gpath, "id"), tuple(rules), g.get("cap"), g.get("floor"),
                                      grades, g.get("description", "")))
         total = d.get("total") or {}
-        return Scoring(tuple(groups), tuple(d.get("grade", ())), total.get("cap"), total.get("floor"), src.at())
+        grade = tuple(d.get("grade", ()))
+        return Scoring(tuple(groups), grade, total.get("cap"), total.get("floor"), src.at(),
+                       tuple(src.at("grade", i) for i in range(len(grade))))
 
     def decay(self, src: Source, path: tuple[str | int, ...], value: Any) -> Decay | None:
         if not value:
@@ -271,7 +277,7 @@ class Compiler:
         for i, r in enumerate(d.get("reason_codes", ())):
             self.note_id(locations, "reason", r["code"], src.at("reason_codes", i, "code"), "reason code")
             reasons[r["code"]] = r.get("description", "")
-        return Stages(d["initial"], pipeline, detours, reasons, src.at())
+        return Stages(d["initial"], pipeline, detours, reasons, src.at(), src.at("initial"))
 
     def build_routing(self, src: Source, locations: dict[str, Location]) -> tuple[RouteRule, ...]:
         rules = []
@@ -327,6 +333,7 @@ class Compiler:
             except ValueError as exc:
                 self.error("CAL001", f"calendar '{c['id']}': invalid hours: {exc}", src.at("calendars", i, "hours"),
                            "write hours like  mon-fri: \"08:30-17:00\"  or a list of ranges per day")
+                self.broken_calendars.add(c["id"])
                 continue
             closures = []
             for ci, cl in enumerate(c.get("closures", ())):
@@ -347,7 +354,9 @@ class Compiler:
                     holiday_country=hol.get("country"), holiday_subdivision=hol.get("subdivision"),
                     closures=tuple(closures))
             except ValueError as exc:
-                self.error("CAL001", f"calendar '{c['id']}': {exc}", loc,
+                self.broken_calendars.add(c["id"])
+                message = str(exc) if str(exc).startswith("calendar ") else f"calendar '{c['id']}': {exc}"
+                self.error("CAL001", message, loc,
                            "use an IANA time zone (e.g. Australia/Brisbane) and a country/subdivision the "
                            "holidays library knows (e.g. AU / QLD)")
         return calendars
@@ -408,6 +417,11 @@ class Compiler:
             return None
         try:
             schema = json.loads(self.files[path])
+            if plainly_valid_schema(schema):  # skips jsonschema's slow meta-schema walk (see its docstring)
+                try:
+                    return LeadSchema.from_json_schema(schema)
+                except ValueError:
+                    pass  # report exactly as below
             jsonschema.Draft202012Validator.check_schema(schema)
             return LeadSchema.from_json_schema(schema)
         except (ValueError, jsonschema.SchemaError) as exc:
@@ -418,25 +432,47 @@ class Compiler:
 
     # ------------------------------------------------------------ pass 5: expressions
     def compile_expressions(self, model: PolicyModel, lead_type: Any) -> None:
-        scopes = build_scopes(model, lead_type)
         self.check_activity_types(model, lead_type)
-        for group in model.scoring.groups:
-            for rule in group.rules:
-                if rule.when:
-                    self.compile_one(rule.when, scopes["score"], T.BOOL)
-                if rule.where:
-                    self.compile_one(rule.where, scopes["activity"], T.BOOL)
-        for stage in (*model.stages.pipeline, *model.stages.detours):
+        self.compile_parts(model.scoring, model.stages, model.routing, model.slas, lead_type)
+
+    def compile_parts(self, scoring: Scoring | None, stages: Stages | None, routing: tuple[RouteRule, ...] | None,
+                      slas: tuple[Sla, ...] | None, lead_type: Any) -> None:
+        """Compile every expression of the parts given (None: that file is broken and already reported)."""
+        scopes = build_scopes(scoring, lead_type)
+        if scoring is not None:
+            for group in scoring.groups:
+                for rule in group.rules:
+                    if rule.when:
+                        self.compile_one(rule.when, scopes["score"], T.BOOL)
+                    if rule.where:
+                        self.compile_one(rule.where, scopes["activity"], T.BOOL)
+        if scoring is None:
+            return  # the other scopes name the score groups, which only scoring.yaml declares
+        for stage in (*stages.pipeline, *stages.detours) if stages else ():
             if stage.entry:
                 self.compile_one(stage.entry, scopes["stage"], T.BOOL)
-        for rule in model.routing:
+        for rule in routing or ():
             if rule.when:
                 self.compile_one(rule.when, scopes["route"], T.BOOL)
             if rule.owner:
                 self.compile_one(rule.owner, scopes["route"], T.STRING)
-        for sla in model.slas:
+        for sla in slas or ():
             if sla.when:
                 self.compile_one(sla.when, scopes["route"], T.BOOL)
+
+    def check_partial(self, lead_schema: LeadSchema | None) -> None:
+        """The model could not be built (a file is missing or invalid): still check the valid files' expressions,
+        so one broken file does not hide the errors of the others."""
+        if lead_schema is None:
+            return
+        scratch: dict[str, Location] = {}
+        parts: dict[str, Any] = {}
+        for kind, build in (("scoring", self.build_scoring), ("stages", self.build_stages),
+                            ("routing", self.build_routing), ("slas", self.build_slas)):
+            if kind in self.sources:
+                parts[kind] = build(self.sources[kind], scratch)
+        self.compile_parts(parts.get("scoring"), parts.get("stages"), parts.get("routing"), parts.get("slas"),
+                           lead_schema.type)
 
     def check_activity_types(self, model: PolicyModel, lead_type: Any) -> None:
         """Activity types named by rules must be values the lead schema allows (REF010)."""
@@ -456,7 +492,9 @@ class Compiler:
             expr.compiled = compile_expression(expr.source, scope, want=want)
         except ExpressionError as exc:
             loc = expr.location.shifted(exc.column - 1) if exc.column and "\n" not in expr.source else expr.location
-            self.error(exc.code, f"in expression `{_short(expr.source)}`: {exc.message}", loc, exc.hint)
+            hint = exc.hint or ("expressions are Python-like: check quotes, brackets and operators, "
+                                "e.g. lead.employees >= 50 and lead.country in [\"AU\", \"NZ\"]")
+            self.error(exc.code, f"in expression `{_short(expr.source)}`: {exc.message}", loc, hint)
 
 
 def activity_types(lead_type: Any) -> tuple[str, ...] | None:
@@ -467,12 +505,18 @@ def activity_types(lead_type: Any) -> tuple[str, ...] | None:
     return getattr(type_field, "enum", None)
 
 
-def build_scopes(model: PolicyModel, lead_type: Any) -> dict[str, Scope]:
-    """The names each kind of expression may use, with their types (checked at load time)."""
+def build_scopes(scoring: Scoring | PolicyModel | None, lead_type: Any) -> dict[str, Scope]:
+    """The names each kind of expression may use, with their types (checked at load time).
+
+    Takes the scoring part (or a whole model): the `score` object's fields are the declared score groups.
+    """
+    if isinstance(scoring, PolicyModel):
+        scoring = scoring.scoring
+    groups = scoring.groups if scoring is not None else ()
     score_type = T.ObjectType({
         "total": T.NUMBER, "grade": T.STRING,
-        **{g.id: T.NUMBER for g in model.scoring.groups},
-        **{f"{g.id}_grade": T.STRING for g in model.scoring.groups},
+        **{g.id: T.NUMBER for g in groups},
+        **{f"{g.id}_grade": T.STRING for g in groups},
     }, open=False)
     stage_type = T.STRING
     activities = lead_type.props.get("activities") if hasattr(lead_type, "props") else None
@@ -497,12 +541,80 @@ def compile_policy_files(files: Mapping[str, bytes], root: str = "policies") -> 
         if lead_schema is not None:
             c.compile_expressions(model, lead_schema.type)
         checks.check_rules(model, c.error)
+    else:
+        c.check_partial(lead_schema)
     if c.diagnostics or model is None or lead_schema is None:
         raise PolicyError(_dedupe(c.diagnostics))
     return model, lead_schema
 
 
 # ---------------------------------------------------------------- small pure helpers
+
+_SIMPLE_TYPES = frozenset({"array", "boolean", "integer", "null", "number", "object", "string"})
+_PLAIN_URI = re.compile(r"^https?://[A-Za-z0-9._~/-]+#?$")
+_ANCHOR = re.compile(r"^[A-Za-z_][-A-Za-z0-9._]*$")
+
+
+def plainly_valid_schema(schema: Any, depth: int = 0) -> bool:
+    """A conservative, fast stand-in for the draft 2020-12 meta-schema check of a lead schema.
+
+    True only for schemas built from the keywords the lead validator supports, each with a value the
+    meta-schema certainly accepts (`jsonschema.Draft202012Validator.check_schema` takes ~60 ms even for a
+    tiny schema). False means "not sure": the caller then runs the real check, so diagnostics never change.
+    """
+    if schema is True or schema is False:
+        return True
+    if not isinstance(schema, dict) or depth > 64:
+        return False
+    for key, value in schema.items():
+        if key in ("properties",):
+            if not isinstance(value, dict) or not all(plainly_valid_schema(v, depth + 1) for v in value.values()):
+                return False
+        elif key in ("items", "additionalProperties"):
+            if not plainly_valid_schema(value, depth + 1):
+                return False
+        elif key == "type":
+            names = value if isinstance(value, list) else [value]
+            if not names or not all(isinstance(n, str) and n in _SIMPLE_TYPES for n in names) or \
+                    len(set(names)) != len(names):
+                return False
+        elif key == "required":
+            if not isinstance(value, list) or not all(type(v) is str for v in value) or len(set(value)) != len(value):
+                return False
+        elif key in ("enum", "examples"):
+            if not isinstance(value, list):
+                return False
+        elif key in ("const", "default"):
+            pass
+        elif key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            if type(value) not in (int, float):
+                return False
+        elif key in ("minLength", "maxLength", "minItems", "maxItems"):
+            if type(value) is not int or value < 0:
+                return False
+        elif key == "pattern":
+            if type(value) is not str:
+                return False
+            try:
+                re.compile(value)  # the meta-schema's "regex" format
+            except re.error:
+                return False
+        elif key in ("format", "title", "description", "$comment"):
+            if type(value) is not str:
+                return False
+        elif key in ("deprecated", "readOnly", "writeOnly"):
+            if type(value) is not bool:
+                return False
+        elif key in ("$schema", "$id"):
+            if type(value) is not str or not _PLAIN_URI.match(value):
+                return False
+        elif key == "$anchor":
+            if type(value) is not str or not _ANCHOR.match(value):
+                return False
+        else:
+            return False
+    return True
+
 
 
 def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:

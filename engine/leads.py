@@ -564,13 +564,194 @@ def _parse_datetime(text: str) -> datetime:
     return value
 
 
+class _Fallback(Exception):
+    """Internal: the generated fast path met something it does not handle; the closures decide instead."""
+
+
+class _FastCompiler:
+    """The lead schema as generated Python source: one straight-line function per object schema.
+
+    It is only a fast path for leads that are valid: whenever anything is off (a wrong type, a constraint
+    failing, a budget exhausted, an exception of any kind) `LeadSchema.prepare` throws its result away and runs
+    the closure validator, which produces the view or the exact error. So the fast path only has to be
+    *stricter or equal*: every lead it accepts, the closures accept with the same view. Keywords it does not
+    inline (const, enums of non-strings, unions, untyped schemas ...) are delegated to the closure validator
+    of that sub-schema, whose `_Fail` also ends in the fallback.
+    """
+
+    def __init__(self) -> None:
+        self.namespace: dict[str, Any] = {
+            "__builtins__": {}, "MISSING": MISSING, "ABSENT": _ABSENT, "LeadView": LeadView, "Fallback": _Fallback,
+            "isinstance": isinstance, "type": type, "len": len, "str": str, "int": int, "float": float,
+            "bool": bool, "dict": dict, "list": list, "tuple": tuple, "isfinite": math.isfinite,
+            "parse_datetime": _parse_datetime, "check_key": _check_key, "MAX_INT_BITS": sandbox.MAX_INT_BITS,
+        }
+        self.functions: list[str] = []
+        self.counter = 0
+
+    def name(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def bind(self, value: Any, prefix: str = "k") -> str:
+        name = self.name(prefix)
+        self.namespace[name] = value
+        return name
+
+    def slow(self, schema: Any, where: str, depth: int) -> str:
+        return self.bind(_SchemaCompiler().build(schema, where, depth), "slow")
+
+    # each `convert` returns lines (at `indent`) that read `src` and assign the converted value to `dst`
+    def convert(self, schema: Any, where: str, depth: int, src: str, dst: str, indent: str) -> list[str]:
+        if schema is True or schema == {}:
+            return [f"{indent}{dst} = {self.bind(_generic_validator(depth), 'gen')}({src}, b)"]
+        if not isinstance(schema, dict) or any(k not in SUPPORTED_KEYWORDS for k in schema):
+            return [f"{indent}{dst} = {self.slow(schema, where, depth)}({src}, b)"]
+        declared = schema.get("type")
+        types = declared if isinstance(declared, list) else ([declared] if declared is not None else [])
+        nullable = not types or "null" in types
+        concrete = [t for t in types if t != "null" and t in JSON_TYPES]
+        if not concrete and "properties" in schema:
+            concrete = ["object"]
+        enum = schema.get("enum")
+        if len(concrete) != 1 or "const" in schema:
+            return [f"{indent}{dst} = {self.slow(schema, where, depth)}({src}, b)"]
+        kind = concrete[0]
+        if enum is not None and not (kind == "string" and isinstance(enum, list) and enum):
+            return [f"{indent}{dst} = {self.slow(schema, where, depth)}({src}, b)"]
+        allow_none = nullable and (enum is None or None in enum)
+        null_branch = [f"{indent}elif {src} is None:", f"{indent}    {dst} = MISSING"] if allow_none else []
+        fail = [f"{indent}else:", f"{indent}    raise Fallback"]
+        i2 = indent + "    "
+        if kind == "string":
+            max_len = schema.get("maxLength")
+            limit = sandbox.MAX_STRING_LENGTH if max_len is None else min(max_len, sandbox.MAX_STRING_LENGTH)
+            minimum = schema.get("minLength") or 0
+            body = [f"{indent}if type({src}) is str:", f"{i2}n = len({src})"]
+            body.append(f"{i2}if n > {limit!r} or n < {minimum!r}:" if minimum else f"{i2}if n > {limit!r}:")
+            body.append(f"{i2}    raise Fallback")
+            body.append(f"{i2}b.chars -= n")
+            if "pattern" in schema:
+                body += [f"{i2}if not {self.bind(compile_pattern(schema['pattern']), 'pat')}.search({src}):",
+                         f"{i2}    raise Fallback"]
+            if enum is not None:
+                allowed = frozenset(v for v in enum if type(v) is str)
+                body += [f"{i2}if {src} not in {self.bind(allowed, 'enum')}:", f"{i2}    raise Fallback"]
+            if schema.get("format") == "date-time":
+                body.append(f"{i2}{dst} = parse_datetime({src})")
+            else:
+                body.append(f"{i2}{dst} = {src}")
+            return body + null_branch + fail
+        if kind == "boolean":
+            return [f"{indent}if type({src}) is bool:", f"{i2}{dst} = {src}"] + null_branch + fail
+        if kind in ("integer", "number"):
+            body = [f"{indent}t = type({src})", f"{indent}if t is int:",
+                    f"{i2}if {src}.bit_length() > MAX_INT_BITS:", f"{i2}    raise Fallback", f"{i2}{dst} = {src}"]
+            if kind == "integer":
+                body += [f"{indent}elif t is float and isfinite({src}) and {src}.is_integer():", f"{i2}{dst} = int({src})"]
+            else:
+                body += [f"{indent}elif t is float and isfinite({src}):", f"{i2}{dst} = {src}"]
+            bounds = []
+            for keyword, op in (("minimum", "<"), ("maximum", ">"), ("exclusiveMinimum", "<="), ("exclusiveMaximum", ">=")):
+                value = schema.get(keyword)
+                if value is not None:
+                    bounds.append(f"{dst} {op} {self.bind(value)}")
+            if bounds:
+                body += [f"{i2}pass"]  # keep the elif chain valid; bounds are checked after it
+            out = body + null_branch + fail
+            if bounds:
+                out += [f"{indent}if {dst} is not MISSING and ({' or '.join(bounds)}):", f"{i2}raise Fallback"]
+            return out
+        if kind == "array":
+            item_fn = self.function(schema.get("items", True), where + "[]", depth + 1)
+            min_items = schema.get("minItems") or 0
+            max_items = schema.get("maxItems")
+            body = [f"{indent}if type({src}) is list:", f"{i2}n = len({src})", f"{i2}b.values -= n"]
+            checks = ([f"n > {max_items!r}"] if max_items is not None else []) + ([f"n < {min_items!r}"] if min_items else [])
+            if checks:
+                body += [f"{i2}if {' or '.join(checks)}:", f"{i2}    raise Fallback"]
+            body.append(f"{i2}{dst} = tuple([{item_fn}(e, b) for e in {src}])")
+            return body + null_branch + fail
+        if kind == "object":
+            fn = self.object_function(schema, where, depth, nullable)
+            return [f"{indent}{dst} = {fn}({src}, b)"]
+        return [f"{indent}{dst} = {self.slow(schema, where, depth)}({src}, b)"]  # pragma: no cover
+
+    def function(self, schema: Any, where: str, depth: int) -> str:
+        """A generated function (value, b) -> converted value for one sub-schema."""
+        name = self.name("node")
+        lines = [f"def {name}(v, b):"] + self.convert(schema, where, depth, "v", "x", "    ") + ["    return x"]
+        self.functions.append("\n".join(lines))
+        return name
+
+    def object_function(self, schema: dict, where: str, depth: int, nullable: bool) -> str:
+        props = schema.get("properties", {})
+        required = schema.get("required", [])
+        additional = schema.get("additionalProperties", True)
+        if not isinstance(props, dict) or not isinstance(required, list):
+            return self.slow(schema, where, depth)
+        name = self.name("obj")
+        lines = [f"def {name}(value, b):",
+                 "    if type(value) is not dict:",
+                 "        if value is None and " + repr(nullable) + ":",
+                 "            return MISSING",
+                 "        raise Fallback",
+                 "    b.values -= len(value)"]
+        for req in sorted(set(required)):
+            lines += [f"    if {req!r} not in value:", "        raise Fallback"]
+        lines.append("    matched = 0")
+        local_names = []
+        for k, (prop, sub) in enumerate(props.items()):
+            local = f"p{k}"
+            local_names.append((prop, local))
+            lines += [f"    v = value.get({prop!r}, ABSENT)",
+                      "    if v is ABSENT:",
+                      f"        {local} = MISSING",
+                      "    else:",
+                      "        matched += 1"]
+            lines += self.convert(sub, f"{where}.{prop}" if where else prop, depth + 1, "v", local, "        ")
+        lines.append("    out = {" + ", ".join(f"{prop!r}: {local}" for prop, local in local_names) + "}")
+        lines.append("    if matched != len(value):")
+        if additional is False:
+            lines.append("        raise Fallback")
+        else:
+            if additional is True or additional == {}:
+                extra = self.bind(_generic_validator(depth + 1), "gen")
+            else:
+                extra = self.slow(additional, f"{where}.*" if where else "*", depth + 1)
+            declared = self.bind(frozenset(props), "names")
+            lines += ["        for key, raw in value.items():",
+                      f"            if key not in {declared}:",
+                      "                check_key(key, b)",
+                      f"                out[key] = {extra}(raw, b)"]
+        lines.append("    return LeadView(out)")
+        self.functions.append("\n".join(lines))
+        return name
+
+    def build(self, schema: dict) -> Callable[[Any, "_Budget"], Any]:
+        root = self.function(schema, "", 0)
+        source = "\n\n".join(self.functions) + "\n"
+        exec(compile(source, "<leadops-lead-schema>", "exec", dont_inherit=True), self.namespace)  # noqa: S102
+        fn = self.namespace[root]
+        fn.source = source  # type: ignore[attr-defined]
+        return fn
+
+
 class LeadSchema:
-    """The lead JSON Schema compiled into a fast validator + converter (build once, prepare many)."""
+    """The lead JSON Schema compiled into a fast validator + converter (build once, prepare many).
+
+    Two forms of the same validator: generated straight-line code for the common case of a valid lead
+    (`_FastCompiler`), and the closures, which decide whenever the fast path declines and report errors.
+    """
 
     def __init__(self, schema: dict, validator: Validator, type_: ObjectType):
         self.schema = schema
         self._validator = validator
         self.type = type_
+        try:
+            self._fast: Validator | None = _FastCompiler().build(schema)
+        except Exception:  # pragma: no cover - the closures alone are always correct
+            self._fast = None
 
     @classmethod
     def from_json_schema(cls, schema: dict) -> "LeadSchema":
@@ -590,6 +771,15 @@ class LeadSchema:
         """Validate one decoded-JSON lead and return its read-only view; raises LeadError naming the field."""
         if not isinstance(raw, dict):
             raise LeadError(f"a lead must be a JSON object, not {_describe(raw)}", "", LEAD_INVALID)
+        fast = self._fast
+        if fast is not None:
+            try:
+                budget = _Budget()
+                view = fast(raw, budget)
+                if budget.values >= 0 and budget.chars >= 0:
+                    return view
+            except Exception:
+                pass  # the closures below decide (and name the failing field)
         try:
             view = self._validator(raw, _Budget())
         except _Fail as fail:

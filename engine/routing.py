@@ -41,12 +41,18 @@ def rendezvous_pick(lead_id: str, members: list[Member]) -> Member:
     """The member with the highest weighted rendezvous score for this lead (ties broken by member id)."""
     best = None
     best_key: tuple[float, str] | None = None
+    prefix = lead_id + "\x00"
     for m in members:
-        key = (-m.weight / math.log(_unit(lead_id, m.id)), m.id)
+        digest = _sha256((prefix + m.id).encode()).digest()  # == _unit(lead_id, m.id), without the cache
+        key = (-m.weight / _log((int.from_bytes(digest[:8], "big") + 0.5) / TWO_64), m.id)
         if best_key is None or key > best_key:
             best, best_key = m, key
     assert best is not None
     return best
+
+
+_sha256 = hashlib.sha256
+_log = math.log
 
 
 def is_available(member: Member, today: date) -> bool:
@@ -71,6 +77,7 @@ class RouteEngine:
         self.teams = teams
         self.queues = queues
         self.zones = {t.id: ZoneInfo(calendars[t.calendar].timezone) for t in teams.values() if t.calendar in calendars}
+        self._available: dict[tuple[Any, ...], tuple[date, list[Member]]] = {}
         self.member_team: dict[str, Team] = {}
         for t in teams.values():
             for m in t.members:
@@ -80,9 +87,36 @@ class RouteEngine:
         zone = self.zones.get(team.id)
         return now.astimezone(zone).date() if zone else now.date()
 
+    def available(self, team: Team, now: datetime) -> tuple[date, list[Member]]:
+        """(today in the team's zone, the team's available members): the same for every lead at `now`."""
+        key = (team.id, now, now.fold)
+        hit = self._available.get(key)
+        if hit is None:
+            today = self.today(team, now)
+            hit = (today, [m for m in team.members if is_available(m, today)])
+            if len(self._available) >= 1024:
+                self._available.clear()
+            self._available[key] = hit
+        return hit
+
     def evaluate(self, lead: Mapping[str, Any], now: datetime, score: Mapping[str, Any], stage: str,
                  trace: Trace | None, warnings: list[dict[str, str]]) -> Assignment:
         lead_id = str(lead["id"])
+        if trace is None:
+            for rule in self.rules:
+                when = rule.when
+                if when is not None:
+                    try:
+                        hit = when.compiled.fn(lead, now, score, None, stage)
+                    except EvaluationError as exc:
+                        warnings.append({"rule": rule.id, "message": exc.message})
+                        hit = False
+                    if not hit:
+                        continue
+                assignment, _why_not = self.assign(rule, lead, lead_id, now, score, stage, warnings)
+                if assignment is not None:
+                    return assignment
+            raise AssertionError("routing has a validated fallback rule; it cannot fall off the end")
         for rule in self.rules:
             if rule.when is not None:
                 try:
@@ -113,8 +147,7 @@ class RouteEngine:
             return Assignment(section, q.calendar, q.manager), ""
         if rule.target_kind == "team":
             team = self.teams[rule.target]
-            today = self.today(team, now)
-            available = [m for m in team.members if is_available(m, today)]
+            today, available = self.available(team, now)
             if not available:
                 return None, f"condition true but nobody in team '{team.id}' is available on {today}"
             member = rendezvous_pick(lead_id, available)

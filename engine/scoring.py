@@ -16,9 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from engine.errors import EvaluationError
+from engine.expr import RUNTIME_GLOBALS, CompiledExpr
+from engine.expr.compile import PARAMETERS
 from engine.model import ScoreGroup, ScoreRule, Scoring
 from engine.trace import Trace, describe_values
 
@@ -46,11 +49,19 @@ def activities_by_type(lead: Mapping[str, Any], now: datetime) -> dict[str, list
     for a in acts:
         at = a["at"]
         if isinstance(at, datetime) and at <= now:
-            index.setdefault(a["type"], []).append(a)
-    for items in index.values():
-        if len(items) > 1:
-            items.sort(key=lambda a: a["at"], reverse=True)
+            items = index.get(a["type"])
+            if items is None:
+                index[a["type"]] = [a]
+            else:
+                items.append(a)
+    if len(index) < len(acts):  # some type has several activities
+        for items in index.values():
+            if len(items) > 1:
+                items.sort(key=_by_time, reverse=True)
     return index
+
+
+_by_time = itemgetter("at")
 
 
 class GroupRunner:
@@ -72,15 +83,22 @@ class GroupRunner:
 
 
 class ScoreEngine:
-    """Evaluates every score group of a policy for one lead."""
+    """Evaluates every score group of a policy for one lead.
+
+    Without a trace, one generated function (`build_fast_scorer`) scores every group; with a trace the rules
+    are walked one by one so each can be explained. Both give the same decision, byte for byte.
+    """
 
     def __init__(self, scoring: Scoring):
         self.scoring = scoring
         self.groups = [GroupRunner(g) for g in scoring.groups]
+        self.fast = build_fast_scorer(scoring)
 
     def evaluate(self, lead: Mapping[str, Any], now: datetime, acts: dict[str, list[Any]],
                  trace: Trace | None, warnings: list[dict[str, str]]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Return (score section of the decision, score view for later expressions)."""
+        if trace is None:
+            return self.fast(lead, now, acts, warnings)
         fired: list[dict[str, Any]] = []
         groups: dict[str, float | int] = {}
         view: dict[str, Any] = {}
@@ -183,3 +201,169 @@ def _fmt_span(td: Any) -> str:
     if seconds % 3600 == 0:
         return f"{seconds // 3600}h"
     return f"{seconds // 60}m"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The fast path: the whole scoring policy as one generated Python function.
+#
+# Each rule's condition is the expression's own generated source (`CompiledExpr.py`, see `_fragment`)
+# inlined into one function, with the rule's constants (points, window, limit, decay, the `why` text) bound
+# as literals or globals. Only names that are expression parameters, runtime helpers (`engine.expr.
+# RUNTIME_GLOBALS`, empty builtins) or this template's own `lo_*` locals exist in it. When an inlined
+# expression raises, the rule's own compiled function is run again to raise (or warn about) exactly the error
+# the rule-by-rule path reports, so warnings and errors are identical too.
+
+
+def _rerun_condition(rule: ScoreRule, lead: Any, now: datetime, warnings: list[dict[str, str]]) -> Any:
+    try:
+        return rule.when.fn(lead, now)
+    except EvaluationError as exc:
+        warnings.append({"rule": rule.id, "message": exc.message})
+        return False
+
+
+def _rerun_where(rule: ScoreRule, lead: Any, now: datetime, activity: Any, warnings: list[dict[str, str]]) -> Any:
+    try:
+        return rule.where.fn(lead, now, None, activity)
+    except EvaluationError as exc:
+        warnings.append({"rule": rule.id, "message": exc.message})
+        return False
+
+
+def _fragment(expr: Any) -> str:
+    """A rule's expression source, as generated and verified by `engine.expr.compile_expression`.
+
+    `CompiledExpr.py` only comes out of `compile_expression`, which checked the tree against the sandbox
+    whitelist and ran `_verify_generated` on exactly this text (a single-line expression over parameters,
+    runtime helpers, literals and operators); parenthesised, it stays one expression in the template.
+    """
+    compiled = expr.compiled
+    if not isinstance(compiled, CompiledExpr) or "\n" in compiled.py:
+        raise ValueError(f"not a compiled expression: {expr!r}")
+    return "(" + compiled.py + ")"
+
+
+def _lit(value: Any) -> str:
+    if value is None or type(value) in (bool, int, str):
+        return repr(value)
+    if type(value) is float and value == value and value not in (float("inf"), float("-inf")):
+        return repr(value)
+    raise ValueError(f"cannot inline {value!r}")
+
+
+def build_fast_scorer(scoring: Scoring) -> Callable[..., tuple[dict[str, Any], dict[str, Any]]]:
+    """One function (lead, now, acts, warnings) -> (score section, score view), for decisions without a trace."""
+    namespace: dict[str, Any] = {
+        "__builtins__": {}, **RUNTIME_GLOBALS,
+        "lo_round": round, "lo_number": number, "lo_str": str, "lo_all": all, "lo_Exception": Exception,
+        "lo_rerun_condition": _rerun_condition, "lo_rerun_where": _rerun_where,
+    }
+    consts: list[Any] = []
+
+    def bind(value: Any) -> str:
+        name = f"lo_k{len(consts)}"
+        consts.append(value)
+        namespace[name] = value
+        return name
+
+    code = [
+        "def lo_score(lead, now, lo_acts, lo_warnings):",
+        "    score = activity = stage = None",
+        "    lo_fired = []",
+        "    lo_append = lo_fired.append",
+        "    lo_groups = {}",
+        "    lo_view = {}",
+        "    lo_total = 0.0",
+    ]
+    emit = code.append
+    for group in scoring.groups:
+        gid = _lit(group.id)
+        emit("    lo_points = 0.0")
+        for rule in group.rules:
+            if rule.when is None:
+                continue
+            r = bind(rule)
+            why = " ".join(rule.when.source.split())
+            emit("    try:")
+            emit(f"        lo_hit = {_fragment(rule.when)}")
+            emit("    except lo_Exception:")
+            emit(f"        lo_hit = lo_rerun_condition({r}, lead, now, lo_warnings)")
+            emit("    if lo_hit:")
+            emit(f"        lo_points += {_lit(rule.points)}")
+            emit(f"        lo_append({{'rule': {_lit(rule.id)}, 'group': {gid}, 'points': {_lit(number(rule.points))}, "
+                 f"'why': {_lit(why)}}})")
+        for rule in group.rules:
+            if not rule.is_activity_rule:
+                continue
+            r = bind(rule)
+            tail = ScoreEngine.activity_why(rule, 0)[1:]  # "0 × type ..." without the count
+            emit(f"    lo_items = lo_acts.get({_lit(rule.activity or '')})")
+            emit("    if lo_items:")
+            emit("        lo_got = 0.0")
+            emit("        lo_n = 0")
+            emit("        for activity in lo_items:")
+            emit("            lo_age = now - activity['at']")
+            if rule.within is not None:
+                emit(f"            if lo_age > {bind(rule.within)}:")
+                emit("                break")
+            if rule.where is not None:
+                emit("            try:")
+                emit(f"                lo_ok = {_fragment(rule.where)}")
+                emit("            except lo_Exception:")
+                emit(f"                lo_ok = lo_rerun_where({r}, lead, now, activity, lo_warnings)")
+                emit("            if not lo_ok:")
+                emit("                continue")
+            if rule.decay is not None:
+                emit(f"            lo_got += {_lit(rule.points)} * {_lit(rule.decay.factor)} ** (lo_age // {bind(rule.decay.every)})")
+            else:
+                emit(f"            lo_got += {_lit(rule.points)}")
+            emit("            lo_n += 1")
+            if rule.limit is not None:
+                emit(f"            if lo_n >= {_lit(rule.limit)}:")
+                emit("                break")
+            emit("        if lo_n:")
+            emit("            lo_got = lo_round(lo_got, 2)")
+            emit("            lo_points += lo_got")
+            emit(f"            lo_append({{'rule': {_lit(rule.id)}, 'group': {gid}, 'points': lo_number(lo_got), "
+                 f"'why': lo_str(lo_n) + {_lit(tail)}}})")
+            emit("        activity = None")
+        emit("    lo_clamped = lo_points")
+        if group.cap is not None:
+            emit(f"    if lo_clamped > {_lit(group.cap)}:")
+            emit(f"        lo_clamped = {_lit(group.cap)}")
+        if group.floor is not None:
+            emit(f"    if lo_clamped < {_lit(group.floor)}:")
+            emit(f"        lo_clamped = {_lit(group.floor)}")
+        emit("    lo_g = lo_number(lo_clamped)")
+        emit(f"    lo_groups[{gid}] = lo_g")
+        emit(f"    lo_view[{gid}] = lo_g")
+        grade_expr = "None"
+        for grade in reversed(group.grades):
+            if grade.min is None:
+                grade_expr = _lit(grade.grade)
+            else:
+                grade_expr = f"({_lit(grade.grade)} if lo_clamped >= {_lit(grade.min)} else {grade_expr})"
+        emit(f"    lo_view[{_lit(group.id + '_grade')}] = {grade_expr}")
+        emit("    lo_total += lo_clamped")
+    if scoring.total_cap is not None:
+        emit(f"    if lo_total > {_lit(scoring.total_cap)}:")
+        emit(f"        lo_total = {_lit(scoring.total_cap)}")
+    if scoring.total_floor is not None:
+        emit(f"    if lo_total < {_lit(scoring.total_floor)}:")
+        emit(f"        lo_total = {_lit(scoring.total_floor)}")
+    parts = [f"lo_view.get({_lit(g + '_grade')})" for g in scoring.grade_groups]
+    if parts:
+        emit(f"    lo_parts = ({', '.join(parts)},)")
+        emit("    lo_grade = ''.join([lo_p for lo_p in lo_parts if lo_p]) if lo_all(lo_parts) else None")
+    else:
+        emit("    lo_grade = None")
+    emit("    lo_t = lo_number(lo_total)")
+    emit("    lo_view['total'] = lo_t")
+    emit("    lo_view['grade'] = lo_grade")
+    emit("    return {'total': lo_t, 'groups': lo_groups, 'grade': lo_grade, 'fired': lo_fired}, lo_view")
+    source = "\n".join(code) + "\n"
+    assert not set(namespace) & set(PARAMETERS)
+    exec(compile(source, "<leadops-scoring>", "exec", dont_inherit=True), namespace)  # noqa: S102 - see above
+    fn = namespace["lo_score"]
+    fn.source = source  # type: ignore[attr-defined]
+    return fn

@@ -1,0 +1,231 @@
+"""Batch evaluation of JSON Lines: every core, input order, bounded memory.
+
+    from engine.batch import evaluate_lines
+    total, failed = evaluate_lines(ps, enumerate(open("leads.jsonl"), 1), sys.stdout, now, jobs=None)
+
+One output line per non-blank input line, in input order: a decision (compact JSON, or the text rendering
+followed by a blank line with ``fmt="text"``) or an error record
+``{"line": n, "error": {"code", "field", "message"}}`` for a line that is not JSON or not a valid lead (the
+shape of `cli.lead_error_record`). Counts in = counts out.
+
+Parallelism uses processes (``jobs`` workers, default: every core). Each worker builds the policy set once,
+from exactly the files the parent's set was built from (`ps.source_files`, `ps.root`, `ps.revision` through
+`engine.load_policy_files`), so a decision never depends on which process made it. Lines travel in chunks;
+at most ``2 * jobs + 2`` chunks are in flight, so memory stays bounded however long the input is, and
+results are written in input order as soon as the oldest chunk is done. A short input (one chunk) is
+evaluated in-process without starting workers. A progress bar (tqdm) goes to stderr only when stderr is a
+terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import sys
+from collections import deque
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from itertools import islice
+from typing import Any, TextIO
+
+from engine.errors import LeadError
+
+DEFAULT_CHUNK = 500  # lines per task: large enough to amortise pickling, small enough to keep memory low
+
+
+def error_record(line: int, exc: Exception) -> dict[str, Any]:
+    """The error record of one failed line (same shape as `cli.lead_error_record`)."""
+    if isinstance(exc, LeadError):
+        return {"line": line, "error": {"code": exc.code, "field": exc.field, "message": exc.message}}
+    return {"line": line, "error": {"code": "LEAD000", "field": "", "message": str(exc)}}
+
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # == render.to_json(data, pretty=False)
+
+
+class _Evaluator:
+    """Turns chunks of (line number, text) into output text; one per process."""
+
+    def __init__(self, ps: Any, now: datetime, explain: bool, fmt: str):
+        self.ps = ps
+        self.now = now
+        self.explain = explain
+        self.text = fmt == "text"
+        self.duplicates: list[dict[str, Any]] = []  # objects of the current line that repeated a key
+        self.loads = json.JSONDecoder(object_pairs_hook=self._object).decode
+        if self.text:
+            from engine.render import decision_text
+
+            self.decision_text = decision_text
+
+    def run(self, chunk: list[tuple[int, str]]) -> tuple[str, int, int]:
+        """(output text, lines evaluated, lines failed) for one chunk."""
+        out: list[str] = []
+        append = out.append
+        evaluate = self.ps.evaluate
+        now, explain, text = self.now, self.explain, self.text
+        loads = self.loads
+        duplicates = self.duplicates
+        total = failed = 0
+        for number, line in chunk:
+            if not line.strip():
+                continue
+            total += 1
+            try:
+                raw = loads(line)
+                if duplicates:
+                    raise _duplicate_error(raw, duplicates)
+                decision = evaluate(raw, now, explain).to_dict()
+                result = self.decision_text(decision, explain) + "\n\n" if text else _dumps(decision) + "\n"
+                if not result.isascii():
+                    result.encode("utf-8")  # a lone surrogate (undecodable input bytes, "\\ud800") cannot be written
+                append(result)
+            except (ValueError, LeadError, RecursionError) as exc:
+                failed += 1
+                duplicates.clear()
+                if isinstance(exc, UnicodeEncodeError):
+                    exc = LeadError("the line is not valid UTF-8 text (undecodable bytes or a lone surrogate escape)",
+                                    code="LEAD000")
+                elif not isinstance(exc, LeadError):
+                    exc = LeadError(f"malformed JSON: {exc}", code="LEAD000")
+                append(_dumps(error_record(number, exc)) + "\n")
+        return "".join(out), total, failed
+
+
+    def _object(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        """JSON objects as dicts, noting those that repeat a key (JSON parsers disagree on which value wins)."""
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            obj = _Repeated(obj)
+            obj.repeated = next(k for i, (k, _) in enumerate(pairs) if any(k == q for q, _ in pairs[:i]))
+            self.duplicates.append(obj)
+        return obj
+
+
+class _Repeated(dict):
+    repeated = ""
+
+
+def _duplicate_error(raw: Any, duplicates: list[dict[str, Any]]) -> LeadError:
+    """A LeadError naming the first object (depth first, in document order) that repeats a key."""
+    duplicates.clear()
+
+    def find(value: Any, path: str) -> str | None:
+        if isinstance(value, _Repeated):
+            return (path + "." if path else "") + value.repeated
+        if isinstance(value, dict):
+            for key, item in value.items():
+                hit = find(item, (path + "." if path else "") + str(key))
+                if hit is not None:
+                    return hit
+        elif isinstance(value, list):
+            for position, item in enumerate(value):
+                hit = find(item, f"{path}[{position}]")
+                if hit is not None:
+                    return hit
+        return None
+
+    field = find(raw, "") or ""
+    return LeadError(f"malformed JSON: the key '{field.rsplit('.', 1)[-1]}' appears more than once", field, "LEAD000")
+
+
+_WORKER: _Evaluator | None = None
+
+
+def _init_worker(files: dict[str, bytes], root: str, revision: str, now: datetime, explain: bool, fmt: str) -> None:
+    global _WORKER
+    import engine
+
+    _WORKER = _Evaluator(engine.load_policy_files(files, root, revision), now, explain, fmt)
+
+
+def _run_chunk(chunk: list[tuple[int, str]]) -> tuple[str, int, int]:
+    assert _WORKER is not None, "worker not initialised"
+    return _WORKER.run(chunk)
+
+
+def _chunks(lines: Iterable[tuple[int, str]], size: int) -> Iterator[list[tuple[int, str]]]:
+    it = iter(lines)
+    while True:
+        chunk = list(islice(it, size))
+        if not chunk:
+            return
+        yield chunk
+
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _progress(enabled: bool | None) -> Any:
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(unit=" leads", unit_scale=True, file=sys.stderr, dynamic_ncols=True, leave=True)
+
+
+def evaluate_lines(ps: Any, lines: Iterable[tuple[int, str]], out: TextIO, now: datetime, *, explain: bool = False,
+                   fmt: str = "json", jobs: int | None = None, chunk_size: int = DEFAULT_CHUNK,
+                   progress: bool | None = None) -> tuple[int, int]:
+    """Evaluate numbered JSON Lines into `out` in input order; return (lines evaluated, lines failed).
+
+    `jobs`: worker processes (None or 0: every core; 1: in this process). `progress`: None = a tqdm bar on
+    stderr when it is a terminal.
+    """
+    jobs = default_jobs() if not jobs or jobs < 1 else jobs
+    chunks = _chunks(lines, max(1, chunk_size))
+    bar = _progress(progress)
+    total = failed = 0
+
+    def emit(result: tuple[str, int, int]) -> None:
+        nonlocal total, failed
+        text, n, bad = result
+        if text:
+            out.write(text)
+        total += n
+        failed += bad
+        if bar is not None:
+            bar.update(n)
+
+    try:
+        first = next(chunks, None)
+        if first is None:
+            return 0, 0
+        second = next(chunks, None)
+        if jobs == 1 or second is None:
+            local = _Evaluator(ps, now, explain, fmt)
+            emit(local.run(first))
+            if second is not None:
+                emit(local.run(second))
+                for chunk in chunks:
+                    emit(local.run(chunk))
+            return total, failed
+        for stream in (out, sys.stdout, sys.stderr):  # a forked worker must not inherit unflushed output
+            stream.flush()
+        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+        args = (dict(ps.source_files), ps.root, ps.revision, now, explain, fmt)
+        window = 2 * jobs + 2
+        with ctx.Pool(jobs, initializer=_init_worker, initargs=args) as pool:
+            pending: deque[Any] = deque()
+            pending.append(pool.apply_async(_run_chunk, (first,)))
+            pending.append(pool.apply_async(_run_chunk, (second,)))
+            for chunk in chunks:
+                while len(pending) >= window:
+                    emit(pending.popleft().get())
+                pending.append(pool.apply_async(_run_chunk, (chunk,)))
+            while pending:
+                emit(pending.popleft().get())
+        return total, failed
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+__all__ = ["evaluate_lines", "error_record", "default_jobs", "DEFAULT_CHUNK"]
