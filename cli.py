@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 import engine
-from engine import render
+from engine import jsonstrict, render
 from engine.errors import LeadError, LeadopsError, PolicyError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -132,10 +132,26 @@ def validate(policies: str | None, rev: str | None, fmt: str) -> None:
 
 
 def _is_object_line(text: str) -> bool:
+    """Format sniffing only (is this line one whole JSON object?); the lead itself is read by `_lead_json`."""
     try:
         return isinstance(json.loads(text), dict)
     except ValueError:
         return False
+
+
+def _lead_json(data: str | bytes, source: str) -> Any:
+    """One lead document parsed as strict JSON (engine.jsonstrict): a repeated key, invalid UTF-8 or a lone
+    surrogate is an error naming the problem, exit 1. NaN/Infinity are left to the lead schema (it names the field)."""
+    try:
+        return jsonstrict.loads(data, nonfinite=True)
+    except ValueError as exc:
+        fail(_json_problem(source, exc))
+
+
+def _json_problem(source: str, exc: ValueError) -> str:
+    path = getattr(exc, "path", "")
+    where = f"{path}: " if path and path != getattr(exc, "key", "") else ""  # a repeated key's place, when nested
+    return f"{source}: not valid JSON: {where}{exc}"
 
 
 def _read_single_or_lines(source: str) -> tuple[Any, Any]:
@@ -167,7 +183,7 @@ def _read_single_or_lines(source: str) -> tuple[Any, Any]:
                 break
     if head and _is_object_line(head[0][1]):
         if len(head) == 1:
-            return json.loads(head[0][1]), None
+            return _lead_json(head[0][1], source), None
         return None, itertools.chain(head, enumerate(stream, number + 1))
     if len(head) == 2 and _is_object_line(head[1][1]):  # JSON Lines whose first line is broken
         return None, itertools.chain(head, enumerate(stream, number + 1))
@@ -176,11 +192,12 @@ def _read_single_or_lines(source: str) -> tuple[Any, Any]:
     if not text.strip():
         fail(f"{source}: no lead (the input is empty)")
     try:
-        doc = json.loads(text)
+        doc = jsonstrict.loads(text, nonfinite=True)
     except ValueError as exc:
-        if len(head) < 2:  # one line that is not JSON: a broken single lead, not a batch
-            fail(f"{source}: not valid JSON: {exc}")
-        return None, ((i, t) for i, t in enumerate(text.splitlines(), 1))
+        well_formed = isinstance(exc, jsonstrict.StrictJSONError) and exc.kind != "depth"  # a repeated key, not UTF-8
+        if len(head) < 2 or well_formed:  # or one line that is not JSON: a broken single lead, not a batch
+            fail(_json_problem(source, exc))
+        return None, ((i, t) for i, t in enumerate(text.splitlines(), 1))  # not a document: JSON Lines
     if isinstance(doc, list):
         return None, ((i, json.dumps(x)) for i, x in enumerate(doc, 1))
     if not isinstance(doc, dict):
@@ -189,9 +206,9 @@ def _read_single_or_lines(source: str) -> tuple[Any, Any]:
 
 
 def lead_error_record(line: int, exc: Exception) -> dict[str, Any]:
-    if isinstance(exc, LeadError):
-        return {"line": line, "error": {"code": exc.code, "field": exc.field, "message": exc.message}}
-    return {"line": line, "error": {"code": "LEAD000", "field": "", "message": str(exc)}}
+    from engine.batch import error_record
+
+    return error_record(line, exc)
 
 
 @cli.command("eval")
@@ -240,11 +257,13 @@ def _eval_files(ps: "engine.PolicySet", paths: tuple[str, ...], when: datetime, 
     failed = 0
     for path in paths:
         try:
-            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+            raw = jsonstrict.loads(Path(path).read_bytes(), nonfinite=True)
             decision = ps.evaluate(raw, when, explain=explain).to_dict()
         except (OSError, ValueError, LeadError) as exc:
             failed += 1
-            record = lead_error_record(0, exc if isinstance(exc, LeadError) else LeadError(str(exc), code="LEAD000"))
+            if not isinstance(exc, LeadError):
+                exc = LeadError(str(exc), getattr(exc, "path", ""), "LEAD000")
+            record = lead_error_record(0, exc)
             del record["line"]
             click.echo(render.to_json({"file": path, **record}, pretty=False))
             continue
@@ -279,11 +298,10 @@ def expr_cmd(expression: str, lead_file: str | None, now: str | None, policies: 
     raw: Any = {"id": "expr"}
     if lead_file:
         try:
-            raw = json.loads(Path(lead_file).read_text(encoding="utf-8"))
+            data = Path(lead_file).read_bytes()
         except FileNotFoundError:
             fail(f"lead file '{lead_file}' does not exist")
-        except ValueError as exc:
-            fail(f"{lead_file}: not valid JSON: {exc}")
+        raw = _lead_json(data, lead_file)
     try:
         value = ps.evaluate_expression(expression, raw, when)
 

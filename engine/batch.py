@@ -30,6 +30,7 @@ from itertools import islice
 from typing import Any, TextIO
 
 from engine.errors import LeadError
+from engine.jsonstrict import NOT_UTF8, Decoder, StrictJSONError
 
 DEFAULT_CHUNK = 500  # lines per task: large enough to amortise pickling, small enough to keep memory low
 
@@ -39,6 +40,16 @@ def error_record(line: int, exc: Exception) -> dict[str, Any]:
     if isinstance(exc, LeadError):
         return {"line": line, "error": {"code": exc.code, "field": exc.field, "message": exc.message}}
     return {"line": line, "error": {"code": "LEAD000", "field": "", "message": str(exc)}}
+
+
+def lead_json_error(exc: Exception) -> LeadError:
+    """A lead that could not be read or evaluated as a LeadError: JSON problems are LEAD000 "malformed JSON"
+    (a repeated key names its path as the field)."""
+    if isinstance(exc, LeadError):
+        return exc
+    if isinstance(exc, StrictJSONError) and exc.kind == "utf-8":
+        return LeadError(f"the line is {NOT_UTF8}", code="LEAD000")
+    return LeadError(f"malformed JSON: {exc}", getattr(exc, "path", ""), "LEAD000")
 
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # == render.to_json(data, pretty=False)
@@ -52,8 +63,7 @@ class _Evaluator:
         self.now = now
         self.explain = explain
         self.text = fmt == "text"
-        self.duplicates: list[dict[str, Any]] = []  # objects of the current line that repeated a key
-        self.loads = json.JSONDecoder(object_pairs_hook=self._object).decode
+        self.loads = Decoder(nonfinite=True).decode  # NaN/Infinity: left to the lead schema, which names the field
         if self.text:
             from engine.render import decision_text
 
@@ -66,68 +76,19 @@ class _Evaluator:
         evaluate = self.ps.evaluate
         now, explain, text = self.now, self.explain, self.text
         loads = self.loads
-        duplicates = self.duplicates
         total = failed = 0
         for number, line in chunk:
             if not line.strip():
                 continue
             total += 1
             try:
-                raw = loads(line)
-                if duplicates:
-                    raise _duplicate_error(raw, duplicates)
-                decision = evaluate(raw, now, explain).to_dict()
-                result = self.decision_text(decision, explain) + "\n\n" if text else _dumps(decision) + "\n"
-                if not result.isascii():
-                    result.encode("utf-8")  # a lone surrogate (undecodable input bytes, "\\ud800") cannot be written
-                append(result)
+                decision = evaluate(loads(line), now, explain).to_dict()
+                append(self.decision_text(decision, explain) + "\n\n" if text else _dumps(decision) + "\n")
             except (ValueError, LeadError, RecursionError) as exc:
                 failed += 1
-                duplicates.clear()
-                if isinstance(exc, UnicodeEncodeError):
-                    exc = LeadError("the line is not valid UTF-8 text (undecodable bytes or a lone surrogate escape)",
-                                    code="LEAD000")
-                elif not isinstance(exc, LeadError):
-                    exc = LeadError(f"malformed JSON: {exc}", code="LEAD000")
-                append(_dumps(error_record(number, exc)) + "\n")
+                append(_dumps(error_record(number, lead_json_error(exc))) + "\n")
         return "".join(out), total, failed
 
-
-    def _object(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        """JSON objects as dicts, noting those that repeat a key (JSON parsers disagree on which value wins)."""
-        obj = dict(pairs)
-        if len(obj) != len(pairs):
-            obj = _Repeated(obj)
-            obj.repeated = next(k for i, (k, _) in enumerate(pairs) if any(k == q for q, _ in pairs[:i]))
-            self.duplicates.append(obj)
-        return obj
-
-
-class _Repeated(dict):
-    repeated = ""
-
-
-def _duplicate_error(raw: Any, duplicates: list[dict[str, Any]]) -> LeadError:
-    """A LeadError naming the first object (depth first, in document order) that repeats a key."""
-    duplicates.clear()
-
-    def find(value: Any, path: str) -> str | None:
-        if isinstance(value, _Repeated):
-            return (path + "." if path else "") + value.repeated
-        if isinstance(value, dict):
-            for key, item in value.items():
-                hit = find(item, (path + "." if path else "") + str(key))
-                if hit is not None:
-                    return hit
-        elif isinstance(value, list):
-            for position, item in enumerate(value):
-                hit = find(item, f"{path}[{position}]")
-                if hit is not None:
-                    return hit
-        return None
-
-    field = find(raw, "") or ""
-    return LeadError(f"malformed JSON: the key '{field.rsplit('.', 1)[-1]}' appears more than once", field, "LEAD000")
 
 
 _WORKER: _Evaluator | None = None

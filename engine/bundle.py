@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from engine import jsonstrict
 from engine.errors import LeadopsError
 
 MANIFEST = ".manifest"
@@ -456,7 +457,7 @@ def read_bundle(
     signatures = None
     if signatures_bytes is not None:
         try:
-            signatures = strict_json_loads(signatures_bytes)
+            signatures = jsonstrict.loads(signatures_bytes)
         except ValueError:
             signatures = None  # reported (as a malformed signature) by the verifier
     return Bundle(
@@ -470,30 +471,10 @@ def read_bundle(
     )
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def strict_json_loads(data: bytes | str) -> Any:
-    """json.loads that rejects duplicate keys, NaN/Infinity and invalid UTF-8 (no parser differentials)."""
-    if isinstance(data, (bytes, bytearray)):
-        data = bytes(data).decode("utf-8")
-    return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-
-
 def _parse_json_object(data: bytes, what: str, code: str) -> dict[str, Any]:
     try:
-        value = strict_json_loads(data)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        value = jsonstrict.loads(data)
+    except ValueError as exc:
         raise BundleError(code, f"{what} is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise BundleError(code, f"{what} must be a JSON object")
@@ -560,5 +541,4 @@ __all__ = [
     "pack",
     "read_bundle",
     "sha256_hex",
-    "strict_json_loads",
 ]

@@ -146,15 +146,7 @@ class PolicyClient:
         except OSError:
             return
         try:
-            verified = verify_bundle(
-                data,
-                self.keys,
-                now=self.clock(),
-                min_sequence=self.trusted_sequence,
-                current_revision=self.trusted_revision,
-                scope=self.scope,
-                max_size=self.max_size,
-            )
+            verified = self._verify(data)
             policy_set = self.loader(verified)
         except (BundleError, PolicyError, LeadopsError) as exc:
             log.warning("cached bundle in %s not used: %s", self.cache_dir, exc)
@@ -162,6 +154,18 @@ class PolicyClient:
         etag = state.get("etag") if state.get("sha256") == verified.sha256 else None
         self._current = _Current(verified, policy_set, etag if isinstance(etag, str) else None)
         self._raise_trust(verified)
+
+    def _verify(self, data: bytes) -> VerifiedBundle:
+        """Verify bundle bytes against the trusted keys, the clock and the highest sequence trusted so far."""
+        return verify_bundle(
+            data,
+            self.keys,
+            now=self.clock(),
+            min_sequence=self.trusted_sequence,
+            current_revision=self.trusted_revision,
+            scope=self.scope,
+            max_size=self.max_size,
+        )
 
     def _raise_trust(self, verified: VerifiedBundle) -> None:
         if self.trusted_sequence is None or verified.sequence >= self.trusted_sequence:
@@ -242,15 +246,7 @@ class PolicyClient:
                 return self._result("unreachable", f"{type(exc).__name__}: {exc}")
             data = b"".join(chunks)
             try:
-                verified = verify_bundle(
-                    data,
-                    self.keys,
-                    now=self.clock(),
-                    min_sequence=self.trusted_sequence,
-                    current_revision=self.trusted_revision,
-                    scope=self.scope,
-                    max_size=self.max_size,
-                )
+                verified = self._verify(data)
             except BundleError as exc:
                 return self._result("rejected", str(exc))
             if cur is not None and verified.sha256 == cur.verified.sha256:

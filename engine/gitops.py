@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import Diagnostic, Location, PolicyError
-from engine.sources import DEFAULT_LEAD_SCHEMA, MAX_POLICY_FILES
+from engine.sources import MAX_POLICY_FILES, lead_schema_key
 
 if TYPE_CHECKING:  # pragma: no cover
     import git
@@ -133,8 +133,6 @@ def _blob_bytes(commit: "git.Commit", path: str) -> bytes | None:
 
 def read_revision(repo: "git.Repo", commit: "git.Commit", policy_dir: str) -> tuple[dict[str, bytes], str]:
     """The files mapping of `policy_dir` (repo-relative posix path) at `commit`, exactly as read_directory builds it."""
-    from engine.yamlsafe import YamlError, load_yaml
-
     policy_dir = posixpath.normpath(policy_dir) if policy_dir else ""
     if policy_dir in ("", "."):
         policy_dir = ""
@@ -150,20 +148,15 @@ def read_revision(repo: "git.Repo", commit: "git.Commit", policy_dir: str) -> tu
                    key=lambda b: b.name)
     for blob in blobs[:MAX_POLICY_FILES]:
         files[f"{root}/{blob.name}"] = blob.data_stream.read()
-    schema_rel = DEFAULT_LEAD_SCHEMA
-    for name, data in files.items():
-        try:
-            doc, _ = load_yaml(data, name)
-        except YamlError:
-            continue
-        if isinstance(doc, dict) and doc.get("kind") == "policy-set" and isinstance(doc.get("lead_schema"), str):
-            schema_rel = doc["lead_schema"]
-    schema_key = posixpath.normpath(posixpath.join(root, schema_rel))
-    in_repo = in_repo_path(policy_dir, root, schema_key)
-    if not schema_key.startswith("../") and not posixpath.isabs(schema_key) and in_repo is not None:
+    problems: list[Diagnostic] = []
+    schema_key = lead_schema_key(files, root, problems)
+    in_repo = in_repo_path(policy_dir, root, schema_key) if schema_key is not None else None
+    if in_repo is not None:
         data = _blob_bytes(commit, in_repo)
         if data is not None:
             files[schema_key] = data
+    if problems:
+        raise PolicyError(problems)
     return files, root
 
 

@@ -139,6 +139,15 @@ def _null_fail(expected: str) -> _Fail:
     )
 
 
+def _wrong_type(value: Any, nullable: bool, expected: str) -> Any:
+    """A value that is not of the declared type: MISSING for a null the schema allows, else the _Fail."""
+    if value is None:
+        if nullable:
+            return MISSING
+        raise _null_fail(expected)
+    raise _Fail(f"must be {expected}, not {_describe(value)}")
+
+
 Validator = Callable[[Any, _Budget], Any]
 
 
@@ -317,11 +326,7 @@ class _SchemaCompiler:
 
         def string_check(value: Any, budget: _Budget) -> Any:
             if type(value) is not str:
-                if value is None:
-                    if nullable:
-                        return MISSING
-                    raise _null_fail("a string")
-                raise _Fail(f"must be a string, not {_describe(value)}")
+                return _wrong_type(value, nullable, "a string")
             n = len(value)
             budget.chars -= n
             if n > limit:
@@ -359,12 +364,8 @@ class _SchemaCompiler:
                     if not value.is_integer():
                         raise _Fail(f"must be an integer, not {value!r}")
                     value = int(value)
-            elif value is None:
-                if nullable:
-                    return MISSING
-                raise _null_fail(expected)
             else:
-                raise _Fail(f"must be {expected}, not {_describe(value)}")
+                return _wrong_type(value, nullable, expected)
             if bounded:
                 if minimum is not None and value < minimum:
                     raise _Fail(f"must be at least {minimum} (got {value})")
@@ -382,11 +383,7 @@ class _SchemaCompiler:
         def boolean_check(value: Any, budget: _Budget) -> Any:
             if type(value) is bool:
                 return value
-            if value is None:
-                if nullable:
-                    return MISSING
-                raise _null_fail("true or false")
-            raise _Fail(f"must be true or false, not {_describe(value)}")
+            return _wrong_type(value, nullable, "true or false")
 
         return boolean_check
 
@@ -397,11 +394,7 @@ class _SchemaCompiler:
 
         def array_check(value: Any, budget: _Budget) -> Any:
             if not isinstance(value, (list, tuple)):
-                if value is None:
-                    if nullable:
-                        return MISSING
-                    raise _null_fail("an array")
-                raise _Fail(f"must be an array, not {_describe(value)}")
+                return _wrong_type(value, nullable, "an array")
             n = len(value)
             budget.values -= n
             if max_items is not None and n > max_items:
@@ -450,11 +443,7 @@ class _SchemaCompiler:
 
         def object_check(value: Any, budget: _Budget) -> Any:
             if not isinstance(value, dict):
-                if value is None:
-                    if nullable:
-                        return MISSING
-                    raise _null_fail("an object")
-                raise _Fail(f"must be an object, not {_describe(value)}")
+                return _wrong_type(value, nullable, "an object")
             budget.values -= len(value)
             if budget.values < 0:
                 raise _Fail("too many values in one lead", LEAD_LIMIT)

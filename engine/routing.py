@@ -26,7 +26,7 @@ from engine.calendar import BusinessCalendar
 from engine.errors import EvaluationError
 from engine.expr import MISSING
 from engine.model import Member, Queue, RouteRule, Team
-from engine.trace import Trace, describe_values
+from engine.trace import Trace, describe_values, guarded
 
 TWO_64 = float(2**64)
 
@@ -105,26 +105,15 @@ class RouteEngine:
         if trace is None:
             for rule in self.rules:
                 when = rule.when
-                if when is not None:
-                    try:
-                        hit = when.compiled.fn(lead, now, score, None, stage)
-                    except EvaluationError as exc:
-                        warnings.append({"rule": rule.id, "message": exc.message})
-                        hit = False
-                    if not hit:
-                        continue
+                if when is not None and not guarded(when.compiled.fn, rule.id, warnings, lead, now, score, None, stage):
+                    continue
                 assignment, _why_not = self.assign(rule, lead, lead_id, now, score, stage, warnings)
                 if assignment is not None:
                     return assignment
             raise AssertionError("routing has a validated fallback rule; it cannot fall off the end")
         for rule in self.rules:
             if rule.when is not None:
-                try:
-                    hit = bool(rule.when.fn(lead, now, score, None, stage))
-                except EvaluationError as exc:
-                    warnings.append({"rule": rule.id, "message": exc.message})
-                    hit = False
-                if not hit:
+                if not guarded(rule.when.fn, rule.id, warnings, lead, now, score, None, stage):
                     if trace is not None:
                         trace.rule("routing", rule.id, False, None, "condition false",
                                    describe_values(rule.when.compiled, lead, now, score, None, stage))

@@ -19,11 +19,10 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-from engine.errors import EvaluationError
 from engine.expr import RUNTIME_GLOBALS, CompiledExpr
 from engine.expr.compile import PARAMETERS
 from engine.model import ScoreGroup, ScoreRule, Scoring
-from engine.trace import Trace, describe_values
+from engine.trace import Trace, describe_values, guarded
 
 
 def number(x: float) -> float | int:
@@ -107,11 +106,7 @@ class ScoreEngine:
             gid = runner.group.id
             points = 0.0
             for rule, fn in runner.conditions:
-                try:
-                    hit = fn(lead, now)
-                except EvaluationError as exc:
-                    warnings.append({"rule": rule.id, "message": exc.message})
-                    hit = False
+                hit = guarded(fn, rule.id, warnings, lead, now)
                 if hit:
                     points += rule.points
                     fired.append({"rule": rule.id, "group": gid, "points": number(rule.points),
@@ -164,13 +159,8 @@ class ScoreEngine:
             if within is not None and age > within:
                 break  # newest first: every later activity is older still
             considered += 1
-            if where is not None:
-                try:
-                    if not where(lead, now, None, a):
-                        continue
-                except EvaluationError as exc:
-                    warnings.append({"rule": rule.id, "message": exc.message})
-                    continue
+            if where is not None and not guarded(where, rule.id, warnings, lead, now, None, a):
+                continue
             got = rule.points
             if decay is not None:
                 got *= decay.factor ** (age // decay.every)
@@ -215,19 +205,11 @@ def _fmt_span(td: Any) -> str:
 
 
 def _rerun_condition(rule: ScoreRule, lead: Any, now: datetime, warnings: list[dict[str, str]]) -> Any:
-    try:
-        return rule.when.fn(lead, now)
-    except EvaluationError as exc:
-        warnings.append({"rule": rule.id, "message": exc.message})
-        return False
+    return guarded(rule.when.fn, rule.id, warnings, lead, now)
 
 
 def _rerun_where(rule: ScoreRule, lead: Any, now: datetime, activity: Any, warnings: list[dict[str, str]]) -> Any:
-    try:
-        return rule.where.fn(lead, now, None, activity)
-    except EvaluationError as exc:
-        warnings.append({"rule": rule.id, "message": exc.message})
-        return False
+    return guarded(rule.where.fn, rule.id, warnings, lead, now, None, activity)
 
 
 def _fragment(expr: Any) -> str:
@@ -241,6 +223,14 @@ def _fragment(expr: Any) -> str:
     if not isinstance(compiled, CompiledExpr) or "\n" in compiled.py:
         raise ValueError(f"not a compiled expression: {expr!r}")
     return "(" + compiled.py + ")"
+
+
+def _emit_clamp(emit: Any, name: str, floor: Any, cap: Any) -> None:
+    """Generated `clamp(name, floor, cap)`: the cap first, then the floor (as `clamp` does)."""
+    for bound, op in ((cap, ">"), (floor, "<")):
+        if bound is not None:
+            emit(f"    if {name} {op} {_lit(bound)}:")
+            emit(f"        {name} = {_lit(bound)}")
 
 
 def _lit(value: Any) -> str:
@@ -328,12 +318,7 @@ def build_fast_scorer(scoring: Scoring) -> Callable[..., tuple[dict[str, Any], d
                  f"'why': lo_str(lo_n) + {_lit(tail)}}})")
             emit("        activity = None")
         emit("    lo_clamped = lo_points")
-        if group.cap is not None:
-            emit(f"    if lo_clamped > {_lit(group.cap)}:")
-            emit(f"        lo_clamped = {_lit(group.cap)}")
-        if group.floor is not None:
-            emit(f"    if lo_clamped < {_lit(group.floor)}:")
-            emit(f"        lo_clamped = {_lit(group.floor)}")
+        _emit_clamp(emit, "lo_clamped", group.floor, group.cap)
         emit("    lo_g = lo_number(lo_clamped)")
         emit(f"    lo_groups[{gid}] = lo_g")
         emit(f"    lo_view[{gid}] = lo_g")
@@ -345,12 +330,7 @@ def build_fast_scorer(scoring: Scoring) -> Callable[..., tuple[dict[str, Any], d
                 grade_expr = f"({_lit(grade.grade)} if lo_clamped >= {_lit(grade.min)} else {grade_expr})"
         emit(f"    lo_view[{_lit(group.id + '_grade')}] = {grade_expr}")
         emit("    lo_total += lo_clamped")
-    if scoring.total_cap is not None:
-        emit(f"    if lo_total > {_lit(scoring.total_cap)}:")
-        emit(f"        lo_total = {_lit(scoring.total_cap)}")
-    if scoring.total_floor is not None:
-        emit(f"    if lo_total < {_lit(scoring.total_floor)}:")
-        emit(f"        lo_total = {_lit(scoring.total_floor)}")
+    _emit_clamp(emit, "lo_total", scoring.total_floor, scoring.total_cap)
     parts = [f"lo_view.get({_lit(g + '_grade')})" for g in scoring.grade_groups]
     if parts:
         emit(f"    lo_parts = ({', '.join(parts)},)")

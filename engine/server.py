@@ -43,7 +43,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine.bundle import BundleError, canonical_json, strict_json_loads
+from engine.bundle import BundleError, canonical_json
+from engine import jsonstrict
 from engine.errors import LeadError, LeadopsError, PolicyError
 from engine.signing import TrustedKeys, VerifiedBundle, load_trusted_keys, verify_bundle
 
@@ -475,8 +476,8 @@ def create_app(
             raise _ApiError(415, "unsupported-media-type", "send the request body as application/json")
         body = await _read_body(request, max_body, body_timeout)
         try:
-            doc = strict_json_loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            doc = jsonstrict.loads(body)
+        except ValueError as exc:
             raise _ApiError(400, "malformed-json", f"request body is not valid JSON: {exc}") from None
         if not isinstance(doc, dict):
             raise _ApiError(400, "invalid-body", 'body must be an object: {"lead": {...}} or {"leads": [...]}')

@@ -60,8 +60,8 @@ from engine.bundle import (
     pack,
     read_bundle,
     sha256_hex,
-    strict_json_loads,
 )
+from engine import jsonstrict
 
 ALGORITHM = "EdDSA"
 HASH_ALGORITHM = "SHA-256"
@@ -218,28 +218,17 @@ class _Number(str):
     """A JSON number kept as its literal text (OPA decodes with UseNumber and re-emits the digits)."""
 
 
+_GO_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+
+
 def _go_string(text: str) -> str:
     """Go encoding/json string encoding with SetEscapeHTML(false) (Go >= 1.22)."""
     out = ['"']
     for ch in text:
         o = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\b":
-            out.append("\\b")
-        elif ch == "\f":
-            out.append("\\f")
-        elif o < 0x20:
-            out.append(f"\\u{o:04x}")
-        elif o in (0x2028, 0x2029):
+        if ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif o < 0x20 or o in (0x2028, 0x2029):
             out.append(f"\\u{o:04x}")
         elif 0xD800 <= o <= 0xDFFF:  # a lone surrogate: Go writes invalid UTF-8 as U+FFFD
             out.append("\ufffd")
@@ -288,7 +277,7 @@ def opa_canonical_json(data: bytes) -> bytes:
         data.decode("utf-8"),
         parse_int=_Number,
         parse_float=_Number,
-        parse_constant=lambda name: (_ for _ in ()).throw(ValueError(f"{name} is not JSON")),
+        parse_constant=jsonstrict.reject_constant,  # repeated keys stay as OPA (Go) reads them: the last one wins
     )
     out: list[str] = []
     _walk(value, out)
@@ -491,8 +480,8 @@ def _decode_jws(token: Any) -> tuple[dict[str, Any], dict[str, Any], bytes, byte
     objects = []
     for what, raw in (("header", header_raw), ("payload", payload_raw)):
         try:
-            value = strict_json_loads(raw)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            value = jsonstrict.loads(raw)
+        except ValueError as exc:
             raise _fail("malformed-signature", f"JWS {what} is not valid JSON: {exc}") from None
         if not isinstance(value, dict):
             raise _fail("malformed-signature", f"JWS {what} must be a JSON object")

@@ -21,11 +21,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engine.calendar import BusinessCalendar
-from engine.errors import EvaluationError
 from engine.expr import MISSING
 from engine.model import Sla
 from engine.routing import Assignment
-from engine.trace import Trace, describe_values
+from engine.trace import Trace, describe_values, guarded
 
 
 TIMINGS_CACHE_SIZE = 4096  # cached (SLA, calendar, start, pauses) computations per policy set
@@ -107,12 +106,7 @@ class SlaEngine:
                     trace.rule("sla", sla.id, False, None, f"route '{route_rule}' is not one of {list(sla.routes)}", {})
                 continue
             if sla.when is not None:
-                try:
-                    ok = bool(sla.when.fn(lead, now, score, None, stage))
-                except EvaluationError as exc:
-                    warnings.append({"rule": sla.id, "message": exc.message})
-                    ok = False
-                if not ok:
+                if not guarded(sla.when.fn, sla.id, warnings, lead, now, score, None, stage):
                     if trace is not None:
                         trace.rule("sla", sla.id, False, None, "applies_to.when is false",
                                    describe_values(sla.when.compiled, lead, now, score, None, stage))

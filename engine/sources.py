@@ -7,6 +7,7 @@ policy directory inside it. `load_policy_files` is the one loader all sources go
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Mapping
 from pathlib import Path
 
 from engine.errors import Diagnostic, Location, PolicyError
@@ -33,6 +34,21 @@ def read_directory(path: str | Path) -> tuple[dict[str, bytes], str]:
         data = _read_inside(p, base, MAX_YAML_BYTES, name, problems)
         if data is not None:
             files[name] = data
+    schema_key = lead_schema_key(files, root, problems)
+    if schema_key is not None and (base / schema_key).is_file():
+        data = _read_inside(base / schema_key, base, MAX_LEAD_SCHEMA_BYTES, schema_key, problems)
+        if data is not None:
+            files[schema_key] = data
+    if problems:
+        raise PolicyError(problems)
+    return files, root
+
+
+def lead_schema_key(files: Mapping[str, bytes], root: str, problems: list[Diagnostic]) -> str | None:
+    """The `files` key of the lead schema a policy set names: `lead_schema` of its `kind: policy-set` file
+    (default DEFAULT_LEAD_SCHEMA) joined to `root`, i.e. relative to the policy directory's parent; None when it
+    leaves that. An absolute or backslashed path is LEADSCHEMA003 (appended to `problems`) and the default is
+    used. The one rule for every source: a directory and a git revision resolve the schema alike."""
     schema_rel = DEFAULT_LEAD_SCHEMA
     for name, data in files.items():
         try:
@@ -46,15 +62,8 @@ def read_directory(path: str | Path) -> tuple[dict[str, bytes], str]:
                     "LEADSCHEMA003", f"lead_schema '{schema_rel}' must be a relative path inside the repository",
                     marks.at(("lead_schema",)), "write it relative to the policies directory, e.g. ../schemas/lead.schema.json"))
                 schema_rel = DEFAULT_LEAD_SCHEMA
-    schema_key = posixpath.normpath(posixpath.join(root, schema_rel))
-    schema_path = base / schema_key
-    if not schema_key.startswith("../") and schema_path.is_file():
-        data = _read_inside(schema_path, base, MAX_LEAD_SCHEMA_BYTES, schema_key, problems)
-        if data is not None:
-            files[schema_key] = data
-    if problems:
-        raise PolicyError(problems)
-    return files, root
+    key = posixpath.normpath(posixpath.join(root, schema_rel))
+    return None if key == ".." or key.startswith("../") else key
 
 
 def _read_inside(path: Path, base: Path, limit: int, name: str, problems: list[Diagnostic]) -> bytes | None:

@@ -20,10 +20,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from engine.errors import EvaluationError, LeadError
+from engine.errors import LeadError
 from engine.expr import MISSING
 from engine.model import Stage, Stages
-from engine.trace import Trace, describe_values
+from engine.trace import Trace, describe_values, guarded
 
 AttemptCheck = Callable[[str, str], str | None]
 
@@ -61,11 +61,7 @@ class StageEngine:
 
     def holds(self, stage: Stage, lead: Mapping[str, Any], now: datetime, score: Mapping[str, Any],
               trace: Trace | None, warnings: list[dict[str, str]], why: str = "") -> bool:
-        try:
-            ok = bool(stage.entry.fn(lead, now, score))
-        except EvaluationError as exc:
-            warnings.append({"rule": f"stage:{stage.id}", "message": exc.message})
-            ok = False
+        ok = bool(guarded(stage.entry.fn, f"stage:{stage.id}", warnings, lead, now, score))
         if trace is not None:
             trace.rule("stage", f"stage:{stage.id}", ok, None,
                        (why or "entry criteria") + (" hold" if ok else " do not hold"),

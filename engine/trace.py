@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from engine.errors import EvaluationError
 from engine.expr import MISSING
 
 
@@ -37,6 +38,15 @@ class Trace:
 
     def to_list(self) -> list[dict[str, Any]]:
         return self.entries
+
+
+def guarded(fn: Any, rule: str, warnings: list[dict[str, str]], *args: Any) -> Any:
+    """fn(*args) for a compiled condition; an EvaluationError becomes a warning naming `rule`, and False."""
+    try:
+        return fn(*args)
+    except EvaluationError as exc:
+        warnings.append({"rule": rule, "message": exc.message})
+        return False
 
 
 def jsonable(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -53,6 +54,17 @@ class PolicyDir:
 
     def codes(self) -> list[str]:
         return [d.code for d in self.diagnostics()]
+
+
+def same(a: object, b: object) -> bool:
+    """Expression results equal in value and type (NaN equals NaN): the fast path vs the reference."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return (math.isnan(a) and math.isnan(b)) or a == b  # type: ignore[arg-type]
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))  # type: ignore[arg-type]
+    return a is b or a == b
 
 
 def copy_policy_set(source: Path, dest: Path) -> PolicyDir:

@@ -6,13 +6,13 @@ Both must return the same value (same type; NaN equals NaN; MISSING is MISSING) 
 from __future__ import annotations
 
 import ast
-import math
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from conftest import same
 from engine.errors import EvaluationError, ExpressionError
 from engine.expr import BOOL, DATETIME, MISSING, PARAMETERS, RUNTIME_GLOBALS, Scope, compile_expression
 from engine.leads import LeadSchema
@@ -206,16 +206,6 @@ leads = st.fixed_dictionaries(
 ).map(lambda d: {k: v for k, v in d.items() if v is not _ABSENT})
 
 # ------------------------------------------------------------------------------------------ comparison
-
-
-def same(a: object, b: object) -> bool:
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        return (math.isnan(a) and math.isnan(b)) or a == b  # type: ignore[arg-type]
-    if isinstance(a, tuple):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))  # type: ignore[arg-type]
-    return a is b or a == b
 
 
 def outcome(fn, *args):

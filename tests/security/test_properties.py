@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from conftest import same
 from engine.compiler import build_scopes
 from engine.errors import EvaluationError, ExpressionError, LeadError
 from engine.expr import MISSING, compile_expression
@@ -188,16 +188,6 @@ def _plain(value, depth=0) -> bool:
     return False
 
 
-def _same(a, b) -> bool:
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        return (math.isnan(a) and math.isnan(b)) or a == b
-    if isinstance(a, tuple):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return a is b or a == b
-
-
 def _outcome(fn, *args):
     try:
         value = fn(*args)
@@ -261,7 +251,7 @@ def test_accepted_expressions_evaluate_to_data_and_match_reference(ctx, source, 
     ref = _outcome(compiled.reference, view, NOW, names["score"], names["activity"], names["stage"])
     assert fast[0] == ref[0], (source, compiled.py, fast, ref)
     if fast[0] == "value":
-        assert _same(fast[1], ref[1]), (source, compiled.py, fast, ref)
+        assert same(fast[1], ref[1]), (source, compiled.py, fast, ref)
     assert raw == before
 
 
