@@ -49,7 +49,8 @@ def parse_now(value: str | None) -> datetime:
         raise click.BadParameter(f"'{value}' is not an ISO 8601 date-time (e.g. 2026-11-23T09:00:00+10:00)",
                                  param_hint="--now") from None
     if now.tzinfo is None:
-        raise click.BadParameter(f"'{value}' has no UTC offset; add one, e.g. {value}+10:00 or {value}Z",
+        example = value if "T" in value else f"{value}T09:00:00"
+        raise click.BadParameter(f"'{value}' has no UTC offset; add one, e.g. {example}+10:00 or {example}Z",
                                  param_hint="--now")
     return now
 
@@ -205,6 +206,15 @@ def _read_single_or_lines(source: str) -> tuple[Any, Any]:
     return doc, None
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def batch_summary(total: int, failed: int) -> str:
+    """The closing count of a batch: every input line is either a decision or an error record."""
+    return f"{plural(total, 'lead')}: {plural(total - failed, 'decision')}, {plural(failed, 'error')}"
+
+
 def lead_error_record(line: int, exc: Exception) -> dict[str, Any]:
     from engine.batch import error_record
 
@@ -247,7 +257,7 @@ def eval_cmd(leads: tuple[str, ...], policies: str | None, rev: str | None, now:
     from engine.batch import evaluate_lines
 
     total, failed = evaluate_lines(ps, lines, sys.stdout, when, explain=explain, fmt=fmt, jobs=jobs)
-    click.echo(f"{total} leads: {total - failed} decisions, {failed} errors", err=True)
+    click.echo(batch_summary(total, failed), err=True)
     if failed:
         raise SystemExit(2)
 
@@ -271,7 +281,7 @@ def _eval_files(ps: "engine.PolicySet", paths: tuple[str, ...], when: datetime, 
             click.echo(f"── {path}\n" + render.decision_text(decision, explain) + "\n")
         else:
             click.echo(render.to_json(decision, pretty=False))
-    click.echo(f"{len(paths)} leads: {len(paths) - failed} decisions, {failed} errors", err=True)
+    click.echo(batch_summary(len(paths), failed), err=True)
     if failed:
         raise SystemExit(2)
 
@@ -369,7 +379,8 @@ def bundle_group() -> None:
 
 
 @bundle_group.command("build")
-@click.option("--policies", "-p", metavar="DIR", default="policies", show_default=True, help="Policy directory.")
+@click.option("--policies", "-p", metavar="DIR|REV:DIR", default="policies", show_default=True,
+              help="Policy directory, or REV:DIR to bundle a git revision (no working tree involved).")
 @click.option("--out", "out_dir", metavar="DIR", default="dist", show_default=True, help="Where the bundle is written.")
 @click.option("--allow-dirty", is_flag=True, help="Build even if bundled files have uncommitted changes.")
 @click.option("--sequence", type=click.IntRange(0, 2**63 - 1), help="Sequence to record in the manifest (signing uses it).")
@@ -387,19 +398,23 @@ def bundle_build(policies: str, out_dir: str, allow_dirty: bool, sequence: int |
     from engine.bundle import BundleError, build_bundle, source_state
     from engine.client import _atomic_write
 
+    from engine.gitops import split_spec
+
     ps = open_policies(policies)
     files = dict(ps.source_files)
-    root = Path(policies).resolve().name
-    state = source_state(policies, files)
-    if state.dirty and not allow_dirty:
+    rev, directory = split_spec(policies, None)
+    root = Path(directory).name if rev else Path(policies).resolve().name
+    state = source_state(policies, files) if rev is None else None
+    revision = ps.revision if state is None else state.revision
+    if state is not None and state.dirty and not allow_dirty:
         changed = ", ".join(state.changed[:10]) + (" …" if len(state.changed) > 10 else "")
         fail(f"uncommitted changes in the policy set ({changed}); commit them or pass --allow-dirty")
     version = str(ps.describe().get("version") or "")
     try:
-        data = build_bundle(files, state.revision, policy_version=version, sequence=sequence, policy_root=root)
+        data = build_bundle(files, revision, policy_version=version, sequence=sequence, policy_root=root)
     except BundleError as exc:
         _bundle_fail(exc)
-    safe_rev = "".join(c if c.isalnum() or c in "-_." else "-" for c in state.revision)[:80]
+    safe_rev = "".join(c if c.isalnum() or c in "-_." else "-" for c in revision)[:80]
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -408,7 +423,7 @@ def bundle_build(policies: str, out_dir: str, allow_dirty: bool, sequence: int |
     except OSError as exc:
         fail(f"cannot write the bundle to {out_dir}: {exc.strerror}")
     seq = f", sequence {sequence}" if sequence is not None else ""
-    click.echo(f"{path}: revision {state.revision}, policy version {version or '-'}{seq}, {len(files)} files, "
+    click.echo(f"{path}: revision {revision}, policy version {version or '-'}{seq}, {len(files)} files, "
                f"{len(data)} bytes (unsigned: run `leadops bundle sign {path} --key …`)")
 
 
@@ -433,10 +448,15 @@ def bundle_sign(bundle_file: str, key_file: str, key_id: str | None, out_file: s
     from engine.client import _atomic_write
     from engine.signing import key_id_from_filename, parse_duration, sign_bundle, verify_bundle
 
+    if expires_in.strip().replace(".", "", 1).isdigit():
+        raise click.BadParameter(f"'{expires_in}' has no unit; write e.g. 30d, 12h or 90m", param_hint="--expires-in")
     try:
         delta = parse_duration(expires_in)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--expires-in") from None
+    if delta.total_seconds() < 60:
+        raise click.BadParameter(f"'{expires_in}' is less than a minute; clients would refuse the bundle as "
+                                 "expired almost at once (e.g. 30d)", param_hint="--expires-in")
     kid = key_id or key_id_from_filename(key_file)
     try:
         data = Path(bundle_file).read_bytes()
@@ -678,7 +698,7 @@ def _git_fail(exc: PolicyError) -> None:
 @click.option("--head", "head_rev", metavar="REV", help="The changed revision (default: the working tree).")
 @click.option("--policies", "-p", metavar="DIR", default="policies", show_default=True, help="Policy directory (same path at both revisions).")
 @click.option("--leads", "lead_files", metavar="FILE", multiple=True,
-              help="Leads to compare on: .json (one lead) or .jsonl / - (one per line); repeatable (default: scenarios/leads/*.json).")
+              help="Leads to compare on: .json (one lead) or .jsonl / - (one per line); repeatable (default: the leads of the scenarios).")
 @click.option("--now", metavar="ISO8601", help="The decision time for both revisions (default: the current UTC time).")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
 @click.option("--max-changed", type=click.FloatRange(0, 100), metavar="PCT",
@@ -694,7 +714,10 @@ def diff_cmd(base_rev: str, head_rev: str | None, policies: str, lead_files: tup
     Lists the policy changes in words (rules added, removed, re-ordered; points, thresholds, windows, SLA hours,
     calendars) and evaluates both revisions on the same leads: stage from→to, route, grade, score and SLA due
     changes with example leads and the rules responsible. --format markdown is made for a pull-request comment.
-    Exit 1 when more leads change stage or route than the blast-radius guard allows (unless --acknowledge).
+    Leads: the files given with --leads (JSON, JSON Lines or - for stdin), else every lead of the scenarios
+    (scenarios/leads/*.json and the leads written inside scenario files). Exit 1 when more leads change stage
+    or route than the blast-radius guard allows (unless --acknowledge); exit 2 when some leads could not be
+    evaluated (the report counts them).
 
     \b
     Example:
@@ -732,8 +755,10 @@ def diff_cmd(base_rev: str, head_rev: str | None, policies: str, lead_files: tup
             fail(f"cannot read leads: {exc}")
     limits = [x for x in (max_changed,) if x is not None] or \
         [x for x in (base_ps.model.max_changed_percent, head_ps.model.max_changed_percent) if x is not None]
+    command = " ".join(["leadops diff", f"--base {base_rev}"] + ([f"--head {head_rev}"] if head_rev else [])
+                       + [f"--leads {p}" for p in lead_files] + [f"--now {when.isoformat()}", "--format markdown"])
     report = Report(base_src.label, head_src.label if head_rev else head_src.label, base_ps.revision, head_ps.revision,
-                    when, changes, impact, source, min(limits) if limits else None, acknowledge)
+                    when, changes, impact, source, min(limits) if limits else None, acknowledge, command)
     if fmt == "json":
         click.echo(render.to_json(report.to_dict()))
     elif fmt == "markdown":
@@ -743,6 +768,9 @@ def diff_cmd(base_rev: str, head_rev: str | None, policies: str, lead_files: tup
     if report.blocked:
         click.echo(f"error: {report.guard_line()}", err=True)
         raise SystemExit(1)
+    if impact is not None and impact.errors:
+        click.echo(f"{plural(impact.errors, 'lead')} could not be evaluated (see the report); exit 2 = partial", err=True)
+        raise SystemExit(2)
 
 
 @cli.command("approvals")

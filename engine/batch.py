@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -35,11 +36,27 @@ from engine.jsonstrict import NOT_UTF8, Decoder, StrictJSONError
 DEFAULT_CHUNK = 500  # lines per task: large enough to amortise pickling, small enough to keep memory low
 
 
-def error_record(line: int, exc: Exception) -> dict[str, Any]:
-    """The error record of one failed line (same shape as `cli.lead_error_record`)."""
+def error_record(line: int, exc: Exception, lead_id: Any = None) -> dict[str, Any]:
+    """The error record of one failed line (same shape as `cli.lead_error_record`); `lead_id` when one was read,
+    so integrators can join the record back to their data by id as well as by line number."""
     if isinstance(exc, LeadError):
-        return {"line": line, "error": {"code": exc.code, "field": exc.field, "message": exc.message}}
-    return {"line": line, "error": {"code": "LEAD000", "field": "", "message": str(exc)}}
+        record: dict[str, Any] = {"line": line, "error": {"code": exc.code, "field": exc.field, "message": exc.message}}
+    else:
+        record = {"line": line, "error": {"code": "LEAD000", "field": "", "message": str(exc)}}
+    if isinstance(lead_id, str) and lead_id:
+        record["lead_id"] = lead_id
+    return record
+
+
+def error_text(record: dict[str, Any]) -> str:
+    """An error record as one readable line (for --format text)."""
+    err = record["error"]
+    where = f" {err['field']}:" if err.get("field") else ""
+    lead = f" (lead {record['lead_id']})" if record.get("lead_id") else ""
+    return f"line {record['line']}{lead}: error[{err['code']}]{where} {err['message']}"
+
+
+_JSON_POSITION = re.compile(r": line \d+ column (\d+) \(char \d+\)$")
 
 
 def lead_json_error(exc: Exception) -> LeadError:
@@ -49,7 +66,8 @@ def lead_json_error(exc: Exception) -> LeadError:
         return exc
     if isinstance(exc, StrictJSONError) and exc.kind == "utf-8":
         return LeadError(f"the line is {NOT_UTF8}", code="LEAD000")
-    return LeadError(f"malformed JSON: {exc}", getattr(exc, "path", ""), "LEAD000")
+    message = _JSON_POSITION.sub(r" at column \1", str(exc))  # the record already names the input line
+    return LeadError(f"malformed JSON: {message}", getattr(exc, "path", ""), "LEAD000")
 
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # == render.to_json(data, pretty=False)
@@ -81,12 +99,16 @@ class _Evaluator:
             if not line.strip():
                 continue
             total += 1
+            raw: Any = None
             try:
-                decision = evaluate(loads(line), now, explain).to_dict()
+                raw = loads(line)
+                decision = evaluate(raw, now, explain).to_dict()
                 append(self.decision_text(decision, explain) + "\n\n" if text else _dumps(decision) + "\n")
             except (ValueError, LeadError, RecursionError) as exc:
                 failed += 1
-                append(_dumps(error_record(number, lead_json_error(exc))) + "\n")
+                lead_id = raw.get("id") if isinstance(raw, dict) else None
+                record = error_record(number, lead_json_error(exc), lead_id)
+                append(error_text(record) + "\n\n" if text else _dumps(record) + "\n")
         return "".join(out), total, failed
 
 

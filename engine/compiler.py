@@ -127,9 +127,10 @@ class Compiler:
             source = Source(path, data, marks, text)
             kind = data.get("kind") if isinstance(data, dict) else None
             if kind not in KIND_FILES:
+                self.unreadable.add(posixpath.basename(path).rsplit(".", 1)[0])
                 self.error("POL003", f"unknown or missing 'kind': {kind!r}",
                            source.at("kind") if isinstance(data, dict) and "kind" in data else Location(path, 1, 1),
-                           "set kind to one of: " + ", ".join(KIND_FILES))
+                           checks.did_you_mean(str(kind), KIND_FILES) + "set kind to one of: " + ", ".join(KIND_FILES))
                 continue
             if kind in self.sources:
                 self.error("POL002", f"a second '{kind}' file (the first is {self.sources[kind].name})",
@@ -149,7 +150,7 @@ class Compiler:
 
     def check_schema(self, kind: str, source: Source) -> bool:
         errors = sorted(policy_schema(kind).iter_errors(source.data), key=lambda e: list(map(str, e.absolute_path)))
-        for err in _leaf_errors(errors):
+        for err in _without_typo_echoes(_leaf_errors(errors)):
             path = tuple(err.absolute_path)
             message, hint, at_key = _describe_schema_error(err)
             location = source.key_at(*path, at_key) if at_key else source.at(*path)
@@ -356,7 +357,12 @@ class Compiler:
             except ValueError as exc:
                 self.broken_calendars.add(c["id"])
                 message = str(exc) if str(exc).startswith("calendar ") else f"calendar '{c['id']}': {exc}"
-                self.error("CAL001", message, loc,
+                if "time zone" in message:
+                    self.error("CAL001", message, src.at("calendars", i, "timezone"),
+                               _zone_hint(str(c["timezone"])))
+                    continue
+                holiday_loc = src.at("calendars", i, "holidays") if "holiday" in message else loc
+                self.error("CAL001", message, holiday_loc,
                            "use an IANA time zone (e.g. Australia/Brisbane) and a country/subdivision the "
                            "holidays library knows (e.g. AU / QLD)")
         return calendars
@@ -463,9 +469,13 @@ class Compiler:
     def check_partial(self, lead_schema: LeadSchema | None) -> None:
         """The model could not be built (a file is missing or invalid): still check the valid files' expressions,
         so one broken file does not hide the errors of the others."""
+        scratch: dict[str, Location] = {}
+        if "calendars" in self.sources:
+            self.build_calendars(self.sources["calendars"], scratch)
+        if "teams" in self.sources:
+            self.build_teams(self.sources["teams"], scratch)
         if lead_schema is None:
             return
-        scratch: dict[str, Location] = {}
         parts: dict[str, Any] = {}
         for kind, build in (("scoring", self.build_scoring), ("stages", self.build_stages),
                             ("routing", self.build_routing), ("slas", self.build_slas)):
@@ -647,11 +657,40 @@ def _time(value: Any) -> time | None:
         return None
 
 
+def _zone_hint(zone: str) -> str:
+    """"did you mean" over the IANA zone names (computed only when a zone is wrong)."""
+    from zoneinfo import available_timezones
+
+    return checks.did_you_mean(zone, sorted(available_timezones())) + \
+        "use an IANA time zone name such as Australia/Brisbane, Europe/London or America/New_York"
+
+
 def _did_you_mean(word: str, options: Any) -> str:
     import difflib
 
     close = difflib.get_close_matches(word, list(options), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _without_typo_echoes(errors: list[jsonschema.ValidationError]) -> list[jsonschema.ValidationError]:
+    """Drop "'points' is a required property" when the same object has an unknown 'pionts': the typo is the one
+    mistake, reported (with "did you mean 'points'?") by the unknown-property error."""
+    import difflib
+
+    unknown: dict[tuple[Any, ...], list[str]] = {}
+    for err in errors:
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            extra = set(err.instance) - set(err.schema.get("properties", {}))
+            unknown.setdefault(tuple(err.absolute_path), []).extend(map(str, extra))
+    out = []
+    for err in errors:
+        if err.validator == "required" and isinstance(err.instance, dict):
+            missing = [r for r in err.validator_value if r not in err.instance]
+            typos = unknown.get(tuple(err.absolute_path), [])
+            if missing and all(difflib.get_close_matches(m, typos, n=1) for m in missing):
+                continue
+        out.append(err)
+    return out
 
 
 def _leaf_errors(errors: list[jsonschema.ValidationError]) -> list[jsonschema.ValidationError]:

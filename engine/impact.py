@@ -557,6 +557,7 @@ class Report:
     lead_source: str
     max_changed: float | None
     acknowledged: bool = False
+    command: str = ""  # the exact command that reproduces this report (with --now and --leads)
 
     @property
     def guard_exceeded(self) -> bool:
@@ -714,7 +715,7 @@ class Report:
             md.append("")
         md += [f"### Policy changes ({len(self.changes)})", "", changes_markdown(self.changes), ""]
         md.append(f"<sub>base `{self.base_revision}` · head `{self.head_revision}` · "
-                  f"reproduce: `leadops diff --base {self.base_label.split(' ')[0]} --format markdown`</sub>")
+                  f"reproduce: `{self.command or 'leadops diff --base ' + self.base_label.split(' ')[0] + ' --format markdown'}`</sub>")
         return "\n".join(md) + "\n"
 
     def _stage_matrix(self) -> str:

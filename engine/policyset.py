@@ -29,8 +29,12 @@ def content_revision(files: Mapping[str, bytes]) -> str:
 
 
 def require_aware(now: Any) -> datetime:
-    if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
-        raise LeadopsError(f"`now` must be a timezone-aware datetime, got {now!r}; add an offset such as +10:00 or Z")
+    """`now` is explicit and unambiguous: a datetime with a UTC offset (never the host's clock or zone)."""
+    if not isinstance(now, datetime):
+        raise LeadopsError(f"`now` must be a datetime, not {type(now).__name__} {now!r}; e.g. "
+                           "datetime.fromisoformat('2026-11-23T09:00:00+10:00')")
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise LeadopsError(f"`now` must be timezone-aware, got {now!r}; add an offset, e.g. tzinfo=timezone.utc")
     return now
 
 

@@ -44,18 +44,23 @@ def numbered_lines(n: int = 300) -> list[tuple[int, str]]:
 
 def serial(ps: engine.PolicySet, lines: list[tuple[int, str]], explain: bool = False) -> tuple[str, int, int]:
     """What the pre-batch CLI loop wrote, line by line."""
+    from engine.batch import lead_json_error
+    from engine.jsonstrict import Decoder
+
+    loads = Decoder(nonfinite=True).decode
     out, total, failed = [], 0, 0
     for number, text in lines:
         if not text.strip():
             continue
         total += 1
+        raw = None
         try:
-            out.append(render.to_json(ps.evaluate(json.loads(text), NOW, explain=explain).to_dict(), pretty=False))
+            raw = loads(text)
+            out.append(render.to_json(ps.evaluate(raw, NOW, explain=explain).to_dict(), pretty=False))
         except (ValueError, LeadError, RecursionError) as exc:
             failed += 1
-            if not isinstance(exc, LeadError):
-                exc = LeadError(f"malformed JSON: {exc}", code="LEAD000")
-            out.append(render.to_json(cli.lead_error_record(number, exc), pretty=False))
+            lead_id = raw.get("id") if isinstance(raw, dict) else None
+            out.append(render.to_json(error_record(number, lead_json_error(exc), lead_id), pretty=False))
     return "".join(line + "\n" for line in out), total, failed
 
 
@@ -90,8 +95,8 @@ def test_error_records_have_the_cli_shape(ps: engine.PolicySet) -> None:
     out = io.StringIO()
     evaluate_lines(ps, [(1, '{"id": "x", "employees": "many"}\n'), (2, "{oops\n")], out, NOW, jobs=1, progress=False)
     first, second = (json.loads(line) for line in out.getvalue().splitlines())
-    assert first == {"line": 1, "error": {"code": "LEAD001", "field": "employees",
-                                          "message": first["error"]["message"]}}
+    assert first == {"line": 1, "lead_id": "x", "error": {"code": "LEAD001", "field": "employees",
+                                                          "message": first["error"]["message"]}}
     assert second["line"] == 2 and second["error"]["code"] == "LEAD000"
     assert second["error"]["message"].startswith("malformed JSON: ") and second["error"]["field"] == ""
 
@@ -102,7 +107,7 @@ def test_text_format(ps: engine.PolicySet) -> None:
     evaluate_lines(ps, lines, out, NOW, fmt="text", jobs=2, chunk_size=8, progress=False)
     text = out.getvalue()
     assert text.count("lead L-") >= 30
-    assert '{"line": 4, ' not in text and '{"line":4,' in text  # error records stay compact JSON
+    assert "\nline 4: error[LEAD" in text and '"line"' not in text  # error records are readable lines too
 
 
 def test_memory_is_bounded_while_streaming(ps: engine.PolicySet) -> None:

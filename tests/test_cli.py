@@ -151,9 +151,11 @@ def test_jsonl_with_broken_lines_gives_error_records_with_line_numbers(tmp_path)
     assert r.exit_code == 2
     out = lines(r.stdout)
     assert len(out) == 6  # counts in = counts out
-    assert [o.get("lead_id") for o in out] == ["L-1", None, None, "L-2", None, "L-3"]
-    assert out[1] == {"line": 2, "error": {"code": out[1]["error"]["code"], "field": "employees",
-                                           "message": out[1]["error"]["message"]}}
+    # error records carry the lead id when the line had one, so they join back to the input by id or line
+    assert [o.get("lead_id") for o in out] == ["L-1", "L-x", None, "L-2", None, "L-3"]
+    assert [("error" in o) for o in out] == [False, True, True, False, True, False]
+    assert out[1] == {"line": 2, "lead_id": "L-x", "error": {"code": out[1]["error"]["code"], "field": "employees",
+                                                             "message": out[1]["error"]["message"]}}
     assert out[2]["line"] == 3 and out[2]["error"]["code"] == "LEAD000" and "malformed JSON" in out[2]["error"]["message"]
     assert out[4]["line"] == 5
     assert r.stderr.strip().splitlines()[-1] == "6 leads: 3 decisions, 3 errors"
@@ -333,7 +335,7 @@ def test_subprocess_jsonl_partial_batch(tmp_path) -> None:
     assert p.returncode == 2 and "Traceback" not in p.stderr
     out = lines(p.stdout)
     assert len(out) == 3 and out[1]["line"] == 2
-    assert p.stderr.strip() == "3 leads: 2 decisions, 1 errors"
+    assert p.stderr.strip() == "3 leads: 2 decisions, 1 error"
 
 
 def test_subprocess_bad_lead_and_bad_expression() -> None:

@@ -210,7 +210,9 @@ def _check_batch(proc, kinds, sec, expected_fields: dict[int, str | None] | None
                 assert err["field"].startswith(expected_fields[number]), (number, record)
     assert proc.returncode == 2, proc.returncode
     summary = proc.stderr.decode("utf-8", "replace")
-    assert f"{good + bad} leads: {good} decisions, {bad} errors" in summary, summary[-300:]
+    from cli import batch_summary
+
+    assert batch_summary(good + bad, bad) in summary, summary[-300:]
 
 
 def _run_batch(sec, tmp: Path, lines: list[bytes], name: str = "leads.jsonl"):
