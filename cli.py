@@ -297,7 +297,9 @@ def _eval_files(ps: "engine.PolicySet", paths: tuple[str, ...], when: datetime, 
 def expr_cmd(expression: str, lead_file: str | None, now: str | None, policies: str | None, rev: str | None) -> None:
     """Print the JSON value of one expression, checked and evaluated exactly as in policies.
 
-    Names: lead, now, score (the lead's score under the policy set), stage (its decided stage).
+    Names: lead, now, score (the lead's score under the policy set), stage (its decided stage). A rejected
+    expression exits 1 with its error code, column and a hint. Put `--` before an expression that starts
+    with '-' (leadops expr -- '-1 + 2').
 
     \b
     Example:
@@ -314,13 +316,15 @@ def expr_cmd(expression: str, lead_file: str | None, now: str | None, policies: 
         raw = _lead_json(data, lead_file)
     try:
         value = ps.evaluate_expression(expression, raw, when)
-
+    except LeadError as exc:
+        fail(f"invalid lead: {exc.field + ': ' if exc.field else ''}{exc.message}")
     except LeadopsError as exc:
         code = getattr(exc, "code", "")
         col = getattr(exc, "column", 0)
         where = f" (column {col})" if col else ""
-        hint = getattr(exc, "hint", "")
-        fail(f"{code + ': ' if code else ''}{getattr(exc, 'message', str(exc))}{where}" + (f"; hint: {hint}" if hint else ""))
+        hint = getattr(exc, "hint", "") or ("expressions are Python-like, e.g. lead.employees >= 50 and "
+                                            "lead.country in [\"AU\", \"NZ\"]; see README: Expressions")
+        fail(f"{code + ': ' if code else ''}{getattr(exc, 'message', str(exc))}{where}; hint: {hint}")
     click.echo(json.dumps(value, ensure_ascii=False))
 
 
