@@ -847,6 +847,9 @@ def codeowners_cmd(policies: str, output: str | None, check: bool) -> None:
     from engine import gitops
     from engine.codeowners import generate
 
+    if ":" in policies and not Path(policies).is_dir():
+        raise click.BadParameter("codeowners describes the working tree; give a directory, not REV:DIR",
+                                 param_hint="--policies")
     ps = open_policies(policies)
     top = Path.cwd()
     policy_dir = Path(policies).resolve()

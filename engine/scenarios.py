@@ -1173,13 +1173,22 @@ def record(ps: Any, lead: Mapping[str, Any], now: datetime, name: str, lead_file
             to.write_text(existing + ("" if existing.endswith("\n") else "\n") + item, encoding="utf-8")
         else:
             to.parent.mkdir(parents=True, exist_ok=True)
-            schema = _relpath(SCHEMA_PATH, to.parent.resolve())
+            schema = _relpath(_nearest_scenario_schema(to.parent.resolve()), to.parent.resolve())
             to.write_text(FILE_HEADER.format(schema=Path(schema).as_posix(), path=display_path(to)) + text,
                           encoding="utf-8")
         after = load_scenario_file(to)
         if after.diagnostics:
             raise LeadopsError(f"{to}: the recorded file does not load: {after.diagnostics[0].format()}")
     return text, expect
+
+
+def _nearest_scenario_schema(start: Path) -> Path:
+    """The repository's own schemas/scenario.schema.json above `start` (the installed engine's as a fallback)."""
+    for folder in (start, *start.parents):
+        candidate = folder / "schemas" / "scenario.schema.json"
+        if candidate.is_file():
+            return candidate
+    return SCHEMA_PATH
 
 
 def _relpath(target: Path, base: Path) -> str:
