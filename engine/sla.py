@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engine.calendar import BusinessCalendar
+from engine.errors import LeadError
 from engine.expr import MISSING
 from engine.model import Sla
 from engine.routing import Assignment
@@ -74,13 +75,18 @@ class SlaEngine:
 
     @staticmethod
     def pauses(lead: Mapping[str, Any]) -> list[tuple[datetime, datetime | None]]:
+        """The lead's paused intervals; one that ends before it starts is the lead's error, not the engine's."""
         raw = lead.get("sla_pauses", MISSING)
         if raw is MISSING or not raw:
             return []
         out = []
-        for p in raw:
+        for i, p in enumerate(raw):
             end = p.get("to", MISSING)
-            out.append((p["from"], None if end is MISSING or end is None else end))
+            end = None if end is MISSING or end is None else end
+            if end is not None and end < p["from"]:
+                raise LeadError(f"the pause ends ({end.isoformat()}) before it starts ({p['from'].isoformat()})",
+                                field=f"sla_pauses[{i}].to")
+            out.append((p["from"], end))
         return out
 
     @staticmethod

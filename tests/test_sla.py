@@ -233,3 +233,13 @@ def test_attempts_guard_without_stage_entered_at_counts_every_attempt(mini_set, 
     else:
         raw["stage_entered_at"] = None
     assert mini_set.load().evaluate(raw, NOW).to_dict()["stage"]["to"] == "nurture"
+
+
+def test_a_pause_that_ends_before_it_starts_is_the_leads_error(mini_set) -> None:
+    """Found by the property suite: the same instant written in two offsets (00:00Z vs 00:00+10:00)."""
+    from engine.errors import LeadError
+
+    pauses = [{"from": "2026-11-23T00:00:00+00:00", "to": "2026-11-23T00:00:00+10:00"}]
+    with pytest.raises(LeadError) as info:
+        slas(mini_set.load(), country="AU", sla_pauses=pauses, **MQL)
+    assert info.value.field == "sla_pauses[0].to" and "before it starts" in info.value.message
