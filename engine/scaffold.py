@@ -38,6 +38,11 @@ leadops test                          # every scenario in scenarios/
 leadops eval scenarios/leads/icp-enterprise-brisbane.json --explain --format text
 ```
 
+If your package index does not carry leadops, install it from its repository instead — in the command above
+and in `LEADOPS_PACKAGE` of `.github/workflows/*.yml`: `leadops @ git+https://<git host>/<org>/leadops.git@v{version}`.
+The example policies name Acme's people and teams: replace the owners in `policies/leadops.yaml` and the rosters in
+`policies/teams.yaml` with yours, then run `leadops codeowners`.
+
 ## Changing a policy
 
 1. Branch, edit `policies/*.yaml`, add or update a scenario in `scenarios/`.
