@@ -223,6 +223,7 @@ class Impact:
     sla_later: Counter = field(default_factory=Counter)
     sla_shift_hours: Counter = field(default_factory=Counter)  # sla id -> sum of shifts (hours)
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    stage_order: list[str] = field(default_factory=list)  # the policies' stage order (see `stage_order`), for reports
 
     # -------------------------------------------------------------- folding
     def _example(self, kind: str, item: dict[str, Any]) -> None:
@@ -328,8 +329,15 @@ class Impact:
         for kind, xs in other.examples.items():
             for x in xs:
                 self._example(kind, x)
+        if not self.stage_order:
+            self.stage_order = list(other.stage_order)
 
     # -------------------------------------------------------------- reading
+    def stage_key(self, stage: str) -> tuple[int, str]:
+        """Sort key following the policies' stage order; stages neither revision declares go last, by name."""
+        order = self.stage_order
+        return (order.index(stage), "") if stage in order else (len(order), stage)
+
     @property
     def guarded_percent(self) -> float:
         return 100.0 * self.guarded / self.total if self.total else 0.0
@@ -362,7 +370,8 @@ class Impact:
                       "histogram_head": {str(k): v for k, v in sorted(self.score_head.items())},
                       "rules": [{"rule": r, "leads": n, "mean_delta": round(self.score_rule_delta[r] / n, 3)}
                                 for r, n in self.score_rules.most_common()]},
-            "slas": [{"sla": s, "due_changed": self.sla_changed.get(s, 0), "earlier": self.sla_earlier.get(s, 0),
+            "slas": [{"sla": s, "leads": self.sla_changed.get(s, 0) + self.sla_added.get(s, 0) + self.sla_removed.get(s, 0),
+                      "due_changed": self.sla_changed.get(s, 0), "earlier": self.sla_earlier.get(s, 0),
                       "later": self.sla_later.get(s, 0), "now_applies": self.sla_added.get(s, 0),
                       "no_longer_applies": self.sla_removed.get(s, 0),
                       "mean_shift_hours": round(self.sla_shift_hours[s] / self.sla_changed[s], 3) if self.sla_changed.get(s) else 0}
@@ -502,6 +511,18 @@ def _chunks(items: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple[
         yield chunk
 
 
+def stage_order(base: Any, head: Any) -> list[str]:
+    """Stage ids in the policies' order: the head's pipeline then detours, then stages only the base declares
+    (in the base's order)."""
+    order: list[str] = []
+    for ps in (head, base):
+        stages = getattr(getattr(ps, "model", None), "stages", None)
+        for st in (*getattr(stages, "pipeline", ()), *getattr(stages, "detours", ())):
+            if st.id not in order:
+                order.append(st.id)
+    return order
+
+
 def analyse(base: Any, head: Any, leads: Iterable[tuple[str, str]], now: datetime, changes: list[Change], *,
             max_examples: int = 5, jobs: int = 1, total: int | None = None, progress: bool | None = None) -> Impact:
     """Compare every lead; `jobs` > 1 uses that many worker processes with a bounded number of chunks in flight."""
@@ -510,7 +531,7 @@ def analyse(base: Any, head: Any, leads: Iterable[tuple[str, str]], now: datetim
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=total, unit=" leads", disable=not show, file=sys.stderr, dynamic_ncols=True,
                desc="impact", mininterval=0.5)
-    result = Impact(max_examples)
+    result = Impact(max_examples, stage_order=stage_order(base, head))
     try:
         if jobs <= 1:
             comparer = Comparer(base, head, now, changes, max_examples)
@@ -629,7 +650,8 @@ class Report:
                 out.append(f"  {kind:<6} {imp.changed.get(kind, 0):>7} leads change")
             if imp.stage_moves:
                 out.append("  stage moves:")
-                out += [f"    {stage_label(a)} → {stage_label(b)}: {n}" for (a, b), n in _top(imp.stage_moves)]
+                moves = sorted(_top(imp.stage_moves), key=lambda kv: (imp.stage_key(kv[0][0]), imp.stage_key(kv[0][1])))
+                out += [f"    {stage_label(a)} → {stage_label(b)}: {n}" for (a, b), n in moves]
             if imp.route_moves:
                 out.append("  route moves:")
                 out += [f"    {a} → {b}: {n}" for (a, b), n in _top(imp.route_moves)]
@@ -639,9 +661,14 @@ class Report:
             if imp.total:
                 out.append(f"  score mean {imp.mean_base:.1f} → {imp.mean_head:.1f} ({_signed(imp.mean_head - imp.mean_base)}); "
                            f"{imp.score_up} up, {imp.score_down} down")
-            for s in imp.to_dict()["slas"]:
-                out.append(f"  SLA {s['sla']}: {s['due_changed']} due times changed (mean {_signed(s['mean_shift_hours'])}h), "
-                           f"{s['now_applies']} now apply, {s['no_longer_applies']} no longer apply")
+            slas = imp.to_dict()["slas"]
+            for s in slas:
+                out.append(f"  SLA {s['sla']}: {s['leads']} leads: {s['due_changed']} due times changed "
+                           f"(mean {_signed(s['mean_shift_hours'])}h), {s['now_applies']} now apply, "
+                           f"{s['no_longer_applies']} no longer apply")
+            if slas:
+                out.append(f"  SLA total: {imp.changed.get('sla', 0)} leads with an SLA whose due time changed, "
+                           f"started or stopped applying (a lead counts once however many of its SLAs change)")
             for kind in KINDS:
                 for ex in imp.examples.get(kind, []):
                     out.append(f"  e.g. {kind} {ex['lead']} ({ex['source']}): {ex['before']} → {ex['after']}"
@@ -666,7 +693,7 @@ class Report:
         if imp is not None and imp.total:
             md += ["| what changes | leads | share |", "|---|---:|---:|"]
             names = {"stage": "Stage", "route": "Route (queue / team / rep)", "grade": "Grade", "score": "Score",
-                     "sla": "SLA due time"}
+                     "sla": "SLA (due time changed, started or stopped applying)"}
             for kind in KINDS:
                 n = imp.changed.get(kind, 0)
                 md.append(f"| {names[kind]} | {n} | {100.0 * n / imp.total:.1f}% |")
@@ -697,10 +724,13 @@ class Report:
                     md.append("")
             slas = imp.to_dict()["slas"]
             if slas:
-                md += ["### SLA due times", "", "| SLA | due time changed | earlier | later | mean shift | now applies | no longer applies |",
-                       "|---|---:|---:|---:|---:|---:|---:|"]
-                md += [f"| `{s['sla']}` | {s['due_changed']} | {s['earlier']} | {s['later']} | {_signed(s['mean_shift_hours'])}h "
-                       f"| {s['now_applies']} | {s['no_longer_applies']} |" for s in slas]
+                md += ["### SLA due times", "", "| SLA | leads | due time changed | earlier | later | mean shift | now applies "
+                       "| no longer applies |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                md += [f"| `{s['sla']}` | {s['leads']} | {s['due_changed']} | {s['earlier']} | {s['later']} "
+                       f"| {_signed(s['mean_shift_hours'])}h | {s['now_applies']} | {s['no_longer_applies']} |" for s in slas]
+                md += [f"| **any SLA** | **{imp.changed.get('sla', 0)}** | | | | | | |", "",
+                       "<sub>leads = due time changed + now applies + no longer applies for that SLA; *any SLA* counts "
+                       "each lead once however many of its SLAs change (the SLA row of the summary above).</sub>"]
                 md.append("")
             if any(imp.examples.values()):
                 md += ["### Examples", "", "| change | lead | before | after | rules responsible |", "|---|---|---|---|---|"]
@@ -721,8 +751,8 @@ class Report:
     def _stage_matrix(self) -> str:
         imp = self.impact
         assert imp is not None
-        froms = sorted({a for a, _ in imp.stage_moves}, key=lambda s: -imp.stage_base.get(s, 0))
-        tos = sorted({b for _, b in imp.stage_moves}, key=lambda s: -imp.stage_head.get(s, 0))
+        froms = sorted({a for a, _ in imp.stage_moves}, key=imp.stage_key)
+        tos = sorted({b for _, b in imp.stage_moves}, key=imp.stage_key)
         lines = ["| before ↓ / after → | " + " | ".join(stage_label(t) for t in tos) + " |",
                  "|---|" + "---:|" * len(tos)]
         for f in froms:

@@ -144,6 +144,34 @@ def test_report_markdown_has_headline_tables_and_chart() -> None:
     assert json.loads(json.dumps(rep.to_dict()))["guard"]["exceeded"] is False
 
 
+def test_stage_matrix_and_text_follow_the_policy_stage_order() -> None:
+    from types import SimpleNamespace
+
+    from engine.impact import stage_order
+
+    order = stage_order(BASE, BASE)
+    pipeline = [s.id for s in BASE.model.stages.pipeline]
+    assert order == pipeline + [s.id for s in BASE.model.stages.detours]
+    # the head's order first, then stages only the base declares (in the base's order)
+    fake = lambda *ids: SimpleNamespace(model=SimpleNamespace(stages=SimpleNamespace(  # noqa: E731
+        pipeline=[SimpleNamespace(id=i) for i in ids], detours=[])))
+    assert stage_order(fake("a", "c", "b"), fake("b", "c", "d")) == ["b", "c", "d", "a"]
+
+    def out(stage: str) -> Outcome:
+        return Outcome(stage, f"stage:{stage}", (None, "x", "r"), "r", "A1", 10, {}, {})
+
+    imp = Impact(stage_order=order)
+    for i, (a, b) in enumerate([("lead", "sql")] * 3 + [("sql", "mql")] + [("nurture", "lead")] * 2):
+        imp.add("l", f"L{i}", out(a), out(b), {})
+    rep = Report("main", "wt", "a", "b", NOW, [], imp, "t", None)
+    md = rep.markdown()
+    assert "| before ↓ / after → | lead | MQL | SQL |" in md  # pipeline order, not by lead count
+    rows = [line.split(" | ")[0] for line in md.splitlines() if line.startswith("| **")]
+    assert rows == ["| **lead**", "| **SQL**", "| **nurture**"]  # pipeline, then detours
+    text = rep.text()
+    assert text.index("lead → SQL: 3") < text.index("SQL → MQL: 1") < text.index("nurture → lead: 2")
+
+
 # ------------------------------------------------------------------------------------------- CLI, real git
 
 
@@ -226,3 +254,30 @@ def test_default_leads_include_leads_written_inside_scenarios() -> None:
     assert len({json.dumps(json.loads(t), sort_keys=True) for _, t in items}) == len(items)  # each lead once
     if list((ROOT / "scenarios").glob("*.yaml")):
         assert any(".yaml: " in label for label, _ in items)
+
+
+def test_cli_diff_sla_counts_agree_between_summary_and_sla_table(branch: Path) -> None:
+    import re
+
+    from cli import cli
+
+    args = ["diff", "--base", "main", "--head", "raise-sql", "--leads", str(branch.parent / "leads.jsonl"),
+            "--now", NOW.isoformat()]
+    data = json.loads(CliRunner().invoke(cli, [*args, "--format", "json"]).output)["impact"]
+    md = CliRunner().invoke(cli, [*args, "--format", "markdown"]).output
+    text = CliRunner().invoke(cli, [*args, "--format", "text"]).output
+    n = data["changed"]["sla"]
+    assert n > 0 and data["slas"]  # the SQL threshold moves leads between SLAs: a real SLA impact
+    summary = re.search(r"^\| SLA \(due time changed, started or stopped applying\) \| (\d+) \|", md, re.M)
+    total = re.search(r"^\| \*\*any SLA\*\* \| \*\*(\d+)\*\* \|", md, re.M)
+    assert summary and total and int(summary.group(1)) == int(total.group(1)) == n
+    assert f"SLA total: {n} leads" in text
+    for s in data["slas"]:  # each SLA's lead count is its three kinds of change; the total counts a lead once
+        assert s["leads"] == s["due_changed"] + s["now_applies"] + s["no_longer_applies"]
+        assert s["due_changed"] == s["earlier"] + s["later"]
+        assert f"| `{s['sla']}` | {s['leads']} | {s['due_changed']} |" in md
+    assert max(s["leads"] for s in data["slas"]) <= n <= sum(s["leads"] for s in data["slas"])
+    header = next(line for line in md.splitlines() if line.startswith("| before ↓ / after → |"))
+    cols = [c.strip().lower() for c in header.split("|")[2:-1]]
+    order = [s.id for s in (*BASE.model.stages.pipeline, *BASE.model.stages.detours)]
+    assert cols == sorted(cols, key=order.index)
