@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 import engine
-from conftest import EXAMPLE_POLICIES, LEAD_SCHEMA
+from conftest import EXAMPLE_POLICIES, LEAD_SCHEMA, MINIMAL
 from engine.compiler import compile_policy_files
 from engine.errors import PolicyError
 from engine.policyset import content_revision
@@ -208,6 +208,23 @@ def test_unknown_enum_literal_is_rejected(example_set) -> None:
     example_set.patch("routing.yaml", 'lead.source == "partner"', 'lead.source == "partners"')
     (d,) = example_set.diagnostics()
     assert d.code == "EXPR005" and "partners" in d.message
+
+
+def test_literal_outside_the_schema_pattern_is_rejected_at_the_literal() -> None:
+    minimal = MINIMAL / "policies"
+    files = {f"policies/{p.name}": p.read_bytes() for p in sorted(minimal.glob("*.yaml"))}
+    files["schemas/lead.schema.json"] = LEAD_SCHEMA.read_bytes()  # country: "pattern": "^[A-Z]{2}$"
+    engine.load_policy_files(files)  # the unpatched set loads against this schema
+    scoring = files["policies/scoring.yaml"].decode()
+    assert scoring.count("when: lead.employees >= 50") == 1
+    files["policies/scoring.yaml"] = scoring.replace("when: lead.employees >= 50", 'when: lead.country == "AUS"').encode()
+    with pytest.raises(PolicyError) as info:
+        engine.load_policy_files(files)
+    (d,) = info.value.diagnostics
+    assert d.code == "EXPR005" and d.location.file == "policies/scoring.yaml"
+    assert "'AUS' can never be a value of lead.country" in d.message
+    line = files["policies/scoring.yaml"].decode().splitlines()[d.location.line - 1]
+    assert line[d.location.column - 1:].startswith('"AUS"')
 
 
 def test_calendar_error_message_names_the_calendar_once(mini_set) -> None:

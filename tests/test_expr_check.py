@@ -23,6 +23,7 @@ from engine.expr import (
     types_from_schema,
 )
 from engine.expr.functions import HELPERS
+from engine.expr.types import join
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "lead.schema.json").read_text())
 LEAD = types_from_schema(SCHEMA)
@@ -186,6 +187,57 @@ def test_enum_literal_not_allowed_lists_values() -> None:
     assert reject('score.fit_grade in ["A", "E"]').code == "EXPR005"
     assert reject('count_activities("pageview") > 0').code == "EXPR005"
     assert reject('has_activity(["page_view", "demo"])').code == "EXPR005"
+
+
+def test_literal_that_can_never_match_the_schema_pattern_is_rejected() -> None:
+    err = reject('lead.country == "AUS"')
+    assert err.code == "EXPR005" and err.column == 17
+    assert err.message == "'AUS' can never be a value of lead.country (it must match ^[A-Z]{2}$)"
+    assert "^[A-Z]{2}$" in err.hint
+    err = reject('"1234" != lead.abn')
+    assert err.code == "EXPR005" and err.column == 1 and "lead.abn" in err.message
+
+
+def test_literal_matching_the_schema_pattern_is_accepted() -> None:
+    for source in ('lead.country == "AU"', 'lead.country != "NZ"', 'lead.abn == "51824753556"',
+                   'lead.country in ["AU", "NZ"]', '"AU" in [lead.country]', 'lead.country > "ZZZ"'):
+        assert compile_expression(source, FULL).result_type == BOOL, source
+
+
+def test_in_list_with_one_literal_outside_the_pattern_is_rejected() -> None:
+    err = reject('lead.country in ["AU", "nz"]')
+    assert err.code == "EXPR005" and err.column == 24 and "'nz'" in err.message
+    assert "did you mean 'NZ'?" in err.hint
+    assert reject('lead.country not in ["AU", "NZL"]').code == "EXPR005"
+
+
+def test_pattern_is_searched_unanchored_like_json_schema() -> None:
+    scope = Scope({"lead": types_from_schema({"type": "object", "properties": {"code": {"type": "string", "pattern": "[0-9]"}}})})
+    compile_expression('lead.code == "abc1def"', scope)
+    assert reject('lead.code == "abcdef"', scope).code == "EXPR005"
+
+
+def test_literal_outside_the_schema_lengths_is_rejected() -> None:
+    err = reject('lead.id == ""')
+    assert err.code == "EXPR005" and "at least 1 character" in err.message
+    err = reject('lead.state == "' + "Q" * 11 + '"')
+    assert err.code == "EXPR005" and "at most 10 characters" in err.message
+    compile_expression('lead.state == "QLD" and lead.id != "x"', FULL)
+
+
+def test_field_without_pattern_is_unaffected() -> None:
+    for source in ('lead.email == "AUS"', 'lead.job_title in ["", "nz", "x y z"]', 'lead.seniority == "vp"',
+                   'stage == "anything at all"', 'lead.company.name == ""'):
+        compile_expression(source, FULL)
+
+
+def test_string_constraints_do_not_change_type_equality_and_joins() -> None:
+    country, abn = LEAD.props["country"], LEAD.props["abn"]
+    assert country == STRING and abn == STRING and hash(country) == hash(STRING)
+    assert join(country, country) is country
+    joined = join(country, abn)
+    assert joined == STRING and joined.pattern is None  # type: ignore[attr-defined]
+    compile_expression('(lead.country if present(lead.country) else lead.abn) == "51824753556"', FULL)
 
 
 @pytest.mark.parametrize(

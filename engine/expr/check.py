@@ -15,7 +15,7 @@ from typing import Mapping
 
 from engine.errors import ExpressionError
 from engine.expr import sandbox
-from engine.expr.functions import ACTIVITY_HELPERS, HELPERS, Helper, validate_literal_argument
+from engine.expr.functions import ACTIVITY_HELPERS, HELPERS, Helper, compile_pattern, validate_literal_argument
 from engine.expr.sandbox import (
     EXPR_BAD_CALL,
     EXPR_FORBIDDEN,
@@ -275,10 +275,12 @@ class Checker:
         return BOOL
 
     def _enum_literal_check(self, value_node: ast.AST, value_type: Type, literal_node: ast.AST) -> None:
-        if not isinstance(value_type, StringType) or not value_type.enum or not _is_string_literal(literal_node):
+        """Reject a string literal that can never be a value of `value_node` (enum, pattern, lengths)."""
+        if not isinstance(value_type, StringType) or not _is_string_literal(literal_node):
             return
         literal = literal_node.value  # type: ignore[attr-defined]
-        if literal in value_type.enum:
+        if not value_type.enum or literal in value_type.enum:
+            self._constraint_literal_check(value_node, value_type, literal_node, literal)
             return
         owner = getattr(value_node, "lo_path", None) or self.text(value_node)
         close = difflib.get_close_matches(literal, value_type.enum, n=1, cutoff=0.6)
@@ -286,6 +288,23 @@ class Checker:
             repr(v) for v in value_type.enum
         )
         raise self.fail(EXPR_TYPE, f"{literal!r} is not an allowed value of {owner}", literal_node, hint)
+
+    def _constraint_literal_check(self, value_node: ast.AST, value_type: StringType, literal_node: ast.AST,
+                                  literal: str) -> None:
+        violation = _constraint_violation(value_type, literal)
+        if violation is None:
+            return
+        owner = getattr(value_node, "lo_path", None) or self.text(value_node)
+        close = next(
+            (c for c in dict.fromkeys((literal.strip(), literal.upper(), literal.lower(), literal.strip().upper()))
+             if c != literal and _constraint_violation(value_type, c) is None and
+             (not value_type.enum or c in value_type.enum)),
+            None,
+        )
+        hint = (f"did you mean {close!r}? " if close else "") + f"the lead schema says {owner} {violation}"
+        raise self.fail(
+            EXPR_TYPE, f"{literal!r} can never be a value of {owner} (it {violation})", literal_node, hint
+        )
 
     def _incompatible(self, node: ast.AST, op_text: str, lt: Type, rt: Type, hint: str = "") -> ExpressionError:
         return self.fail(EXPR_TYPE, f"cannot compare {lt.describe()} {op_text} {rt.describe()}", node, hint)
@@ -460,6 +479,25 @@ class _Labelled(ast.AST):
     def __init__(self, label: str):
         super().__init__()
         self.lo_path = label
+
+
+def _constraint_violation(t: StringType, literal: str) -> str | None:
+    """Why `literal` breaks the schema's pattern / minLength / maxLength of `t` ("must match ..."), or None.
+
+    The pattern is searched unanchored, as JSON Schema does; one RE2 cannot compile is not checked here.
+    """
+    if t.min_length is not None and len(literal) < t.min_length:
+        return f"must be at least {t.min_length} character{'s' if t.min_length != 1 else ''} long"
+    if t.max_length is not None and len(literal) > t.max_length:
+        return f"must be at most {t.max_length} character{'s' if t.max_length != 1 else ''} long"
+    if t.pattern is not None:
+        try:
+            pattern = compile_pattern(t.pattern)
+        except ValueError:
+            return None
+        if not pattern.search(literal):
+            return f"must match {t.pattern}"
+    return None
 
 
 def _compare_hint(lt: Type, rt: Type) -> str:

@@ -57,10 +57,23 @@ class NumberType(Type):
 
 @dataclass(frozen=True, repr=False)
 class StringType(Type):
-    """str; `enum` lists the allowed values when the schema declares them."""
+    """str; `enum` lists the allowed values when the schema declares them.
+
+    `pattern` (an RE2 regular expression, searched unanchored as JSON Schema does), `min_length` and
+    `max_length` (in code points) carry the schema's other constraints on the value. They only serve the
+    load-time literal check (a literal that can never be a value is rejected); they take no part in
+    equality or hashing, so two strings differing only in them are the same type (see `join`).
+    """
 
     enum: tuple[str, ...] | None = None
+    pattern: str | None = field(default=None, compare=False)
+    min_length: int | None = field(default=None, compare=False)
+    max_length: int | None = field(default=None, compare=False)
     kind = "string"
+
+    @property
+    def constraints(self) -> tuple[str | None, int | None, int | None]:
+        return (self.pattern, self.min_length, self.max_length)
 
     def describe(self) -> str:
         if self.enum:
@@ -154,7 +167,7 @@ def assignable(actual: Type, want: Type) -> bool:
 def join(a: Type, b: Type) -> Type:
     """The least type covering both (ANY when unrelated)."""
     if a == b:
-        return a
+        return _common_constraints(a, b)
     if isinstance(a, NumberType) and isinstance(b, NumberType):
         return INTEGER if a.integer and b.integer else NUMBER
     if isinstance(a, StringType) and isinstance(b, StringType):
@@ -168,6 +181,21 @@ def join(a: Type, b: Type) -> Type:
     return ANY
 
 
+def _common_constraints(a: Type, b: Type) -> Type:
+    """`a` (equal to `b`) keeping only the string constraints both sides share, at any depth."""
+    if isinstance(a, StringType) and isinstance(b, StringType):
+        return a if a.constraints == b.constraints else StringType(a.enum)
+    if isinstance(a, ListType) and isinstance(b, ListType):
+        item = _common_constraints(a.item, b.item)
+        return a if item is a.item else ListType(item)
+    if isinstance(a, ObjectType) and isinstance(b, ObjectType):
+        props = {name: _common_constraints(t, b.props[name]) for name, t in a.props.items()}
+        if all(props[name] is t for name, t in a.props.items()):
+            return a
+        return ObjectType(props, open=a.open, required=a.required)
+    return a
+
+
 _SIMPLE_TYPES: dict[str, Type] = {"boolean": BOOL, "number": NUMBER, "integer": INTEGER}
 
 
@@ -175,8 +203,8 @@ def types_from_schema(json_schema: dict) -> ObjectType:
     """The ObjectType of a lead JSON Schema (draft 2020-12 subset).
 
     Understood: type (a name or a list, "null" members ignored), properties, required, items, enum,
-    format: date-time, additionalProperties (open unless it is false). Anything else yields ANY for
-    that value.
+    format: date-time, pattern, minLength, maxLength, additionalProperties (open unless it is false).
+    Anything else yields ANY for that value.
     """
     result = schema_type(json_schema)
     if not isinstance(result, ObjectType):
@@ -200,9 +228,13 @@ def schema_type(schema: object) -> Type:
     if declared == "string":
         if schema.get("format") == "date-time":
             return DATETIME
-        if isinstance(enum, list) and all(isinstance(v, str) for v in enum):
-            return StringType(tuple(enum))
-        return STRING
+        values = tuple(enum) if isinstance(enum, list) and all(isinstance(v, str) for v in enum) else None
+        pattern = schema.get("pattern")
+        pattern = pattern if isinstance(pattern, str) else None
+        min_length, max_length = _length(schema.get("minLength")), _length(schema.get("maxLength"))
+        if pattern is None and min_length is None and max_length is None:
+            return StringType(values) if values is not None else STRING
+        return StringType(values, pattern=pattern, min_length=min_length, max_length=max_length)
     if declared in _SIMPLE_TYPES:
         return _SIMPLE_TYPES[declared]
     if declared == "array":
@@ -217,3 +249,8 @@ def schema_type(schema: object) -> Type:
             required=frozenset(r for r in required if isinstance(r, str)),
         )
     return ANY
+
+
+def _length(value: object) -> int | None:
+    """A minLength / maxLength value when it is a non-negative integer, else None (ignored)."""
+    return value if type(value) is int and value >= 0 else None
