@@ -718,30 +718,33 @@ def parse_duration(text: str | int | float) -> timedelta:
     """
     if isinstance(text, bool):
         raise ValueError(f"duration must be a number of hours or a string such as '4h', got {text!r}")
-    if isinstance(text, (int, float)):
-        if not isfinite(text) or text < 0:
-            raise ValueError(f"duration must be a non-negative number of hours, got {text!r}")
-        result = timedelta(hours=text)
-    elif isinstance(text, str):
-        s = text.strip()
-        try:
-            hours = float(s) if re.fullmatch(r"\d+(?:\.\d+)?", s) else None
-        except ValueError:  # pragma: no cover
-            hours = None
-        if hours is not None:
-            result = timedelta(hours=hours)
-        else:
-            m = _DURATION_RE.match(s)
-            if not s or not m or not any(m.group(g) for g in "dhm"):
-                raise ValueError(
-                    f"invalid duration {text!r}: write a number of hours or units in the order d, h, m, "
-                    "such as '4h', '30m', '1h30m' or '2d' (d = 24 business hours)"
+    try:
+        if isinstance(text, (int, float)):
+            if not isfinite(text) or text < 0:
+                raise ValueError(f"duration must be a non-negative number of hours, got {text!r}")
+            result = timedelta(hours=text)
+        elif isinstance(text, str):
+            s = text.strip()
+            try:
+                hours = float(s) if re.fullmatch(r"\d+(?:\.\d+)?", s) else None
+            except ValueError:  # pragma: no cover
+                hours = None
+            if hours is not None:
+                result = timedelta(hours=hours)
+            else:
+                m = _DURATION_RE.match(s)
+                if not s or not m or not any(m.group(g) for g in "dhm"):
+                    raise ValueError(
+                        f"invalid duration {text!r}: write a number of hours or units in the order d, h, m, "
+                        "such as '4h', '30m', '1h30m' or '2d' (d = 24 business hours)"
+                    )
+                result = timedelta(
+                    days=float(m.group("d") or 0), hours=float(m.group("h") or 0), minutes=float(m.group("m") or 0)
                 )
-            result = timedelta(
-                days=float(m.group("d") or 0), hours=float(m.group("h") or 0), minutes=float(m.group("m") or 0)
-            )
-    else:
-        raise ValueError(f"duration must be a number of hours or a string such as '4h', got {text!r}")
+        else:
+            raise ValueError(f"duration must be a number of hours or a string such as '4h', got {text!r}")
+    except OverflowError:  # e.g. 99999999999999d: beyond what a timedelta holds
+        raise ValueError(f"duration {text!r} is longer than the maximum of {MAX_DURATION.days} days") from None
     if result > MAX_DURATION:
         raise ValueError(f"duration {text!r} is longer than the maximum of {MAX_DURATION.days} days")
     return result

@@ -11,6 +11,7 @@ RULE001 routing has no fallback                RULE002 fallback misplaced or mal
 RULE003 rule unreachable after a catch-all     RULE004 grade ladder malformed
 RULE005 floor above cap                        RULE006 transition malformed
 RULE007 escalation ladder out of order        RULE008 out-of-office range invalid (compiler)
+RULE009 minimum attempts on an SLA that is not decided by stage alone
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def check_rules(model: PolicyModel, report: Report) -> None:
     check_grades(model, report)
     check_caps(model, report)
     check_escalations(model, report)
+    check_attempt_gates(model, report)
 
 
 def check_stage_references(model: PolicyModel, report: Report) -> None:
@@ -191,10 +193,22 @@ def check_caps(model: PolicyModel, report: Report) -> None:
 
 def check_escalations(model: PolicyModel, report: Report) -> None:
     for sla in model.slas:
-        last = -1.0
+        last = None
         for e in sla.escalations:
-            value = e.percent if e.percent is not None else 100.0 + e.after_due.total_seconds() / 36.0
-            if value < last:
+            at = e.offset(sla.respond_within)
+            if last is not None and at < last:
                 report("RULE007", f"SLA '{sla.id}': escalation at {e.text} comes before the previous step", e.location,
                        "order escalation steps from earliest to latest")
-            last = value
+            last = at
+
+
+def check_attempt_gates(model: PolicyModel, report: Report) -> None:
+    """Minimum attempts gate requested transitions, which are decided before routing: the SLA that carries them
+    must apply by stage alone (no `routes`, no `when`), or the gate would depend on what it cannot know yet."""
+    for sla in model.slas:
+        if sla.attempts is None:
+            continue
+        if not sla.stages or sla.routes or sla.when is not None:
+            report("RULE009", f"SLA '{sla.id}' sets minimum attempts but applies by "
+                   f"{'routes or a condition' if sla.stages else 'no stage'}", sla.location,
+                   "put `attempts` on an SLA whose applies_to names only stages (e.g. {stages: [sql]})")

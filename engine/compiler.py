@@ -175,12 +175,18 @@ class Compiler:
         return loc
 
     def duration(self, source: Source, path: tuple[str | int, ...], value: Any) -> timedelta:
+        """A positive duration (windows, decay steps, SLA times, escalation offsets: zero is meaningless)."""
         try:
-            return parse_duration(value)
+            result = parse_duration(value)
         except ValueError as exc:
             self.error("DUR001", f"invalid duration {value!r}: {exc}", source.at(*path),
                        "write durations like 4h, 30m, 1h30m or 2d (d = 24 hours)")
             return timedelta(hours=1)
+        if result <= timedelta(0):
+            self.error("DUR001", f"duration {value!r} is zero; it must be longer than that", source.at(*path),
+                       "write a positive duration such as 30d, 4h or 30m")
+            return timedelta(hours=1)
+        return result
 
     def build_model(self) -> PolicyModel | None:
         if any(k not in self.sources for k in REQUIRED_KINDS):

@@ -182,6 +182,14 @@ class Escalation:
     after_due: timedelta | None = None  # or business time after the due date
     text: str = ""  # as written ("75%", "+4h")
 
+    def offset(self, respond_within: timedelta) -> timedelta:
+        """Business time after the clock starts at which this step fires (whole seconds)."""
+        if self.percent is not None:
+            raw = respond_within * (self.percent / 100.0)
+        else:
+            raw = respond_within + (self.after_due or timedelta(0))
+        return timedelta(seconds=round(raw.total_seconds()))
+
 
 @dataclass(frozen=True)
 class Attempts:

@@ -11,6 +11,7 @@ from typing import Any
 from engine.compiler import compile_policy_files
 from engine.decision import Decision
 from engine.errors import EvaluationError, LeadopsError
+from engine.expr.sandbox import MAX_DATETIME_YEAR, MIN_DATETIME_YEAR
 from engine.leads import LeadSchema
 from engine.model import PolicyModel
 from engine.routing import RouteEngine
@@ -35,6 +36,8 @@ def require_aware(now: Any) -> datetime:
                            "datetime.fromisoformat('2026-11-23T09:00:00+10:00')")
     if now.tzinfo is None or now.utcoffset() is None:
         raise LeadopsError(f"`now` must be timezone-aware, got {now!r}; add an offset, e.g. tzinfo=timezone.utc")
+    if not MIN_DATETIME_YEAR <= now.year <= MAX_DATETIME_YEAR:
+        raise LeadopsError(f"`now` ({now.isoformat()}) is outside the years {MIN_DATETIME_YEAR}–{MAX_DATETIME_YEAR}")
     return now
 
 

@@ -130,10 +130,10 @@ class ScoreEngine:
             if trace is not None and clamped != points:
                 trace.note("scoring", gid, f"group {gid}: {number(points)} clamped to {number(clamped)} "
                            f"(floor {runner.group.floor}, cap {runner.group.cap})")
-            groups[gid] = number(clamped)
+            groups[gid] = number(clamped)  # grades and the total use the group score as shown (rounded)
             view[gid] = groups[gid]
-            view[f"{gid}_grade"] = runner.grade_of(clamped)
-            total += clamped
+            view[f"{gid}_grade"] = runner.grade_of(groups[gid])
+            total += groups[gid]
         total = clamp(total, self.scoring.total_floor, self.scoring.total_cap)
         grade_parts = [view.get(f"{g}_grade") for g in self.scoring.grade_groups]
         grade = "".join(p for p in grade_parts if p) if grade_parts and all(grade_parts) else None
@@ -327,9 +327,9 @@ def build_fast_scorer(scoring: Scoring) -> Callable[..., tuple[dict[str, Any], d
             if grade.min is None:
                 grade_expr = _lit(grade.grade)
             else:
-                grade_expr = f"({_lit(grade.grade)} if lo_clamped >= {_lit(grade.min)} else {grade_expr})"
+                grade_expr = f"({_lit(grade.grade)} if lo_g >= {_lit(grade.min)} else {grade_expr})"
         emit(f"    lo_view[{_lit(group.id + '_grade')}] = {grade_expr}")
-        emit("    lo_total += lo_clamped")
+        emit("    lo_total += lo_g")
     _emit_clamp(emit, "lo_total", scoring.total_floor, scoring.total_cap)
     parts = [f"lo_view.get({_lit(g + '_grade')})" for g in scoring.grade_groups]
     if parts:

@@ -62,16 +62,7 @@ class SlaEngine:
                 self.by_stage.setdefault(stage, []).append(sla)
         self.unstaged = [s for s in slas if not s.stages]
         self._timings: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-        self._offsets = {sla.id: tuple(self.escalation_offset(sla, e) for e in sla.escalations) for sla in slas}
-
-    @staticmethod
-    def escalation_offset(sla: Sla, e: Any) -> timedelta:
-        """Business time from the clock start to an escalation step (whole seconds)."""
-        if e.percent is not None:
-            offset = sla.respond_within * (e.percent / 100.0)
-        else:
-            offset = sla.respond_within + e.after_due
-        return timedelta(seconds=round(offset.total_seconds()))
+        self._offsets = {sla.id: tuple(e.offset(sla.respond_within) for e in sla.escalations) for sla in slas}
 
     @staticmethod
     def pauses(lead: Mapping[str, Any]) -> list[tuple[datetime, datetime | None]]:
@@ -176,14 +167,6 @@ class SlaEngine:
             self._timings.clear()
         self._timings[key] = hit
         return hit
-
-    def escalations(self, sla: Sla, cal: BusinessCalendar, start: datetime, pauses: list[Any],
-                    route: dict[str, Any], assignment: Assignment) -> list[dict[str, Any]]:
-        steps = []
-        for e in sla.escalations:
-            at = cal.add_business_time(start, self.escalation_offset(sla, e), pauses)
-            steps.append({"at": iso(at), "when": e.text, "action": e.action, "to": self.target(e.to, route, assignment)})
-        return steps
 
     @staticmethod
     def target(to: str, route: dict[str, Any], assignment: Assignment) -> str | None:

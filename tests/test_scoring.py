@@ -287,3 +287,26 @@ def test_evaluation_error_becomes_a_warning_and_the_rule_does_not_fire(mini_set)
                                      {"type": "page_view", "at": at(days=2), "campaign": "X"}]), NOW).to_dict()
     assert fired(d["score"]) == {"pricing": 20}  # only the second activity matched
     assert d["warnings"] == [{"rule": "pricing", "message": "lower() expects a string, got number"}]
+
+
+@pytest.mark.parametrize("explain", [False, True])
+def test_grade_and_total_use_the_group_score_as_shown(mini_set, explain: bool) -> None:
+    """0.7 + 0.1 is 0.7999999999999999 in floating point: shown as 0.8, it must also grade as 0.8."""
+    text = SCORING.replace("      - {grade: A, min: 40}\n", "      - {grade: A, min: 0.8}\n").replace(
+        "      - {grade: B, min: 20}\n", "")
+    text = text.replace("""      - id: big
+        when: lead.employees >= 50
+        points: 30
+      - id: huge
+        when: lead.employees >= 1000
+        points: 30""", """      - id: big
+        when: lead.employees >= 50
+        points: 0.7
+      - id: huge
+        when: lead.employees >= 50
+        points: 0.1""")
+    mini_set.write("scoring.yaml", text)
+    section = score(mini_set.load(), lead(employees=60), explain=explain)
+    assert section["groups"]["fit"] == 0.8
+    assert section["grade"].startswith("A")
+    assert section["total"] == section["groups"]["fit"] + section["groups"]["eng"]

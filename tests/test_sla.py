@@ -161,6 +161,7 @@ def test_sla_applies_only_to_its_stages(mini_set) -> None:
 
 def test_routes_filter(mini_set) -> None:
     mini_set.patch("slas.yaml", "applies_to: {stages: [mql]}", "applies_to: {stages: [mql], routes: [au]}")
+    mini_set.patch("slas.yaml", "    attempts: {min: 2, before: [nurture]}\n", "")  # attempts need a stage-only SLA
     ps = mini_set.load()
     assert only(slas(ps, country="AU", **MQL))["id"] == "mql-response"
     d = ps.evaluate({"id": "L-1", "account_owner": "zed", **MQL}, NOW, explain=True).to_dict()
@@ -243,3 +244,22 @@ def test_a_pause_that_ends_before_it_starts_is_the_leads_error(mini_set) -> None
     with pytest.raises(LeadError) as info:
         slas(mini_set.load(), country="AU", sla_pauses=pauses, **MQL)
     assert info.value.field == "sla_pauses[0].to" and "before it starts" in info.value.message
+
+
+def test_an_escalation_at_300_percent_after_plus_4h_is_in_order(mini_set) -> None:
+    """The ladder check compares real offsets: on a 4h SLA, +2h after due is 6h and 300% is 12h."""
+    mini_set.patch("slas.yaml", '      - {at: +2h, action: reassign, to: "queue:triage"}',
+                   '      - {at: +2h, action: reassign, to: "queue:triage"}\n      - {at: 300%, action: notify, to: manager}')
+    s = only(slas(mini_set.load(), country="AU", **MQL))
+    assert [e["when"] for e in s["escalations"]] == ["50%", "+2h", "300%"]
+    assert s["escalations"][1]["at"] < s["escalations"][2]["at"]
+
+
+@pytest.mark.parametrize("value", ["9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00+00:00"])
+def test_timestamps_outside_real_years_are_the_leads_error(mini_set, value: str) -> None:
+    """Found by review: datetime arithmetic near year 1 or 9999 overflowed inside the calendar."""
+    from engine.errors import LeadError
+
+    with pytest.raises(LeadError) as info:
+        slas(mini_set.load(), country="AU", stage="mql", stage_entered_at=value, **MQL)
+    assert info.value.field == "stage_entered_at" and "outside the years" in info.value.message

@@ -75,6 +75,8 @@ MAX_LEAD_VALUES = 250_000  # total scalars + containers in one lead
 MAX_LEAD_TOTAL_CHARS = 4_000_000  # total characters of all strings (values and keys) in one lead
 MAX_LEAD_KEY_LENGTH = 256  # characters of one property name
 MAX_DATETIME_LENGTH = 64  # characters of one date-time string
+MIN_DATETIME_YEAR = 1900  # lead timestamps and `now` outside [1900, 9000] are input errors, so calendar
+MAX_DATETIME_YEAR = 9000  # arithmetic (days either side, DST lookups) never overflows Python's datetime range
 
 # --------------------------------------------------------------------------------------------------
 # Characters rejected anywhere in the source text (Trojan-source and invisible characters)
