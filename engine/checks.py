@@ -16,6 +16,7 @@ RULE009 minimum attempts on an SLA that is not decided by stage alone
 
 from __future__ import annotations
 
+import ast
 import difflib
 from collections.abc import Callable, Iterable
 
@@ -70,9 +71,14 @@ def check_stage_references(model: PolicyModel, report: Report) -> None:
                 report("RULE006", f"stage '{stage.id}' declares the transition to '{t.to}' twice", t.location,
                        "keep one transition per target stage")
             seen.add(t.to)
-            if t.auto and stages[t.to].entry is None:
+            target = stages[t.to]
+            if t.auto and target.entry is None:
                 report("RULE006", f"auto transition '{stage.id}' -> '{t.to}' can never happen: '{t.to}' has no entry criteria",
                        t.location, f"give '{t.to}' an entry expression or drop 'auto'")
+            elif t.auto and (target.manual or target.pipeline_index is None or stage.pipeline_index is not None):
+                report("RULE006", f"auto transition '{stage.id}' -> '{t.to}' is not allowed: 'auto' re-enters the "
+                       "pipeline from a detour, into a stage that is not manual", t.location,
+                       "drop 'auto' (the move then needs a transition request) or point it at a non-manual pipeline stage")
         if stage.pipeline_index is not None and stage.entry is None and not stage.manual and stage.pipeline_index > 0:
             report("RULE006", f"pipeline stage '{stage.id}' has no entry criteria and is not manual", stage.location,
                    "add `entry: <expression>` or `manual: true` (entered only by a transition request)")
@@ -157,9 +163,15 @@ def check_unreachable_routes(model: PolicyModel, report: Report) -> None:
             report("RULE003", f"routing rule '{r.id}' is unreachable: '{catch_all.id}' before it matches every lead",
                    r.location, f"move '{r.id}' above '{catch_all.id}' or narrow '{catch_all.id}'s condition")
             continue
-        always = r.when is None or r.when.source.strip() in ("True", "true")
+        always = r.when is None or _constant_true(r.when)
         if always and not r.fallback and r.target_kind == "queue":
             catch_all = r
+
+
+def _constant_true(expr: object) -> bool:
+    """Whether a compiled condition is the constant True (a catch-all), judged on its syntax tree."""
+    tree = getattr(getattr(expr, "compiled", None), "tree", None)
+    return isinstance(tree, ast.Expression) and isinstance(tree.body, ast.Constant) and tree.body.value is True
 
 
 def check_grades(model: PolicyModel, report: Report) -> None:
