@@ -114,11 +114,11 @@ class SlaEngine:
     def evaluate(self, lead: Mapping[str, Any], now: datetime, stage: dict[str, Any], assignment: Assignment,
                  score: Mapping[str, Any], trace: Trace | None, warnings: list[dict[str, str]]) -> list[dict[str, Any]]:
         route = assignment.section
+        pauses = self.pauses(lead)  # checked for every lead, so a bad pause is refused whatever SLA applies
         slas = self.applicable(stage["to"], route["rule"], lead, now, score, trace, warnings)
         if not slas:
             return []
         start, start_why = self.clock_start(lead, now, stage["changed"])
-        pauses = self.pauses(lead)
         out = []
         for sla in slas:
             cal = self.calendar_for(sla, assignment)

@@ -263,3 +263,11 @@ def test_timestamps_outside_real_years_are_the_leads_error(mini_set, value: str)
     with pytest.raises(LeadError) as info:
         slas(mini_set.load(), country="AU", stage="mql", stage_entered_at=value, **MQL)
     assert info.value.field == "stage_entered_at" and "outside the years" in info.value.message
+
+
+def test_a_bad_pause_is_refused_even_when_no_sla_applies(mini_set) -> None:
+    from engine.errors import LeadError
+
+    pauses = [{"from": "2026-11-23T10:00:00+10:00", "to": "2026-11-23T09:00:00+10:00"}]
+    with pytest.raises(LeadError):
+        mini_set.load().evaluate({"id": "L-1", "sla_pauses": pauses}, NOW)  # no SLA applies to a new lead
