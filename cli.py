@@ -40,19 +40,17 @@ def parse_now(value: str | None) -> datetime:
     """The explicit `now`: ISO 8601 with an offset; defaults to the current UTC time."""
     if value is None:
         return datetime.now(timezone.utc).replace(microsecond=0)
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
+    from engine.policyset import parse_instant
+
     try:
-        now = datetime.fromisoformat(text)
-    except ValueError:
+        return parse_instant(value.strip())
+    except ValueError as exc:
+        if str(exc) == "no UTC offset":
+            example = value if "T" in value else f"{value}T09:00:00"
+            raise click.BadParameter(f"'{value}' has no UTC offset; add one, e.g. {example}+10:00 or {example}Z",
+                                     param_hint="--now") from None
         raise click.BadParameter(f"'{value}' is not an ISO 8601 date-time (e.g. 2026-11-23T09:00:00+10:00)",
                                  param_hint="--now") from None
-    if now.tzinfo is None:
-        example = value if "T" in value else f"{value}T09:00:00"
-        raise click.BadParameter(f"'{value}' has no UTC offset; add one, e.g. {example}+10:00 or {example}Z",
-                                 param_hint="--now")
-    return now
 
 
 def open_policies(spec: str | None, rev: str | None = None) -> "engine.PolicySet":

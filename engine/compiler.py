@@ -413,7 +413,7 @@ class Compiler:
                 if g not in groups:
                     self.error("REF009", f"area '{a}' names unknown owner group '{g}'",
                                src.at("owners", "areas", a, "approvers", gi),
-                               "declare it under owners.groups" + _did_you_mean(g, groups))
+                               checks.did_you_mean(g, groups) + "declare it under owners.groups")
         teams = {g: v["github_team"] for g, v in owners["groups"].items() if "github_team" in v}
         return Ownership(groups, areas, teams)
 
@@ -671,13 +671,6 @@ def _zone_hint(zone: str) -> str:
         "use an IANA time zone name such as Australia/Brisbane, Europe/London or America/New_York"
 
 
-def _did_you_mean(word: str, options: Any) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(word, list(options), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 def _without_typo_echoes(errors: list[jsonschema.ValidationError]) -> list[jsonschema.ValidationError]:
     """Drop "'points' is a required property" when the same object has an unknown 'pionts': the typo is the one
     mistake, reported (with "did you mean 'points'?") by the unknown-property error."""
@@ -718,7 +711,8 @@ def _describe_schema_error(err: jsonschema.ValidationError) -> tuple[str, str, s
         extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
         allowed = ", ".join(err.schema.get("properties", {}))
         name = extra[0] if extra else "?"
-        return (f"unknown property '{name}'", f"allowed here: {allowed}" + _did_you_mean(name, err.schema.get("properties", {})), name)
+        return (f"unknown property '{name}'",
+                checks.did_you_mean(name, err.schema.get("properties", {})) + f"allowed here: {allowed}", name)
     if v == "required":
         return (err.message, "add the missing property", None)
     if v == "enum":

@@ -29,6 +29,22 @@ def content_revision(files: Mapping[str, bytes]) -> str:
     return "sha256:" + h.hexdigest()[:16]
 
 
+def parse_instant(text: str) -> datetime:
+    """An ISO 8601 / RFC 3339 date-time with a UTC offset ('Z' allowed); ValueError says what is wrong.
+
+    The one parser for `now` and scenario times (CLI, service, scenario files); each caller words the error.
+    """
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("not an ISO 8601 date-time") from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("no UTC offset")
+    return value
+
+
 def require_aware(now: Any) -> datetime:
     """`now` is explicit and unambiguous: a datetime with a UTC offset (never the host's clock or zone)."""
     if not isinstance(now, datetime):

@@ -36,6 +36,7 @@ from typing import Any
 import jsonschema
 
 from engine.errors import Diagnostic, LeadError, LeadopsError, Location, PolicyError
+from engine.policyset import parse_instant
 from engine.yamlsafe import load_yaml
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "scenario.schema.json"
@@ -171,14 +172,10 @@ def _validator() -> jsonschema.Draft202012Validator:
 def parse_datetime(text: Any) -> datetime | None:
     if not isinstance(text, str):
         return None
-    t = text.strip()
-    if t.endswith(("Z", "z")):
-        t = t[:-1] + "+00:00"
     try:
-        dt = datetime.fromisoformat(t)
+        return parse_instant(text.strip())
     except ValueError:
         return None
-    return dt if dt.tzinfo is not None and dt.utcoffset() is not None else None
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

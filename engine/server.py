@@ -46,6 +46,7 @@ from starlette.routing import Route
 from engine.bundle import BundleError, canonical_json
 from engine import jsonstrict
 from engine.errors import LeadError, LeadopsError, PolicyError
+from engine.policyset import parse_instant
 from engine.signing import TrustedKeys, VerifiedBundle, load_trusted_keys, verify_bundle
 
 log = logging.getLogger("leadops.server")
@@ -415,12 +416,11 @@ def parse_now(value: Any) -> datetime:
     if not isinstance(value, str) or len(value) > 64:
         raise _ApiError(400, "invalid-now", "'now' must be an RFC 3339 date-time string with an offset", "now")
     try:
-        dt = datetime.fromisoformat(value.replace("z", "Z"))
-    except ValueError:
+        return parse_instant(value)
+    except ValueError as exc:
+        if str(exc) == "no UTC offset":
+            raise _ApiError(400, "invalid-now", "'now' needs a UTC offset (e.g. 2025-03-04T09:00:00Z)", "now") from None
         raise _ApiError(400, "invalid-now", f"'now' is not an RFC 3339 date-time: {value!r}", "now") from None
-    if dt.tzinfo is None:
-        raise _ApiError(400, "invalid-now", "'now' needs a UTC offset (e.g. 2025-03-04T09:00:00Z)", "now")
-    return dt
 
 
 def create_app(

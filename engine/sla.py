@@ -61,6 +61,9 @@ class SlaEngine:
             for stage in sla.stages or ():
                 self.by_stage.setdefault(stage, []).append(sla)
         self.unstaged = [s for s in slas if not s.stages]
+        # candidates per decided stage, in policy order of stage SLAs then unstaged ones (built once, not per lead)
+        self.candidates = {stage: (*found, *self.unstaged) for stage, found in self.by_stage.items()}
+        self.unstaged_only = tuple(self.unstaged)
         self._timings: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self._offsets = {sla.id: tuple(e.offset(sla.respond_within) for e in sla.escalations) for sla in slas}
 
@@ -97,7 +100,7 @@ class SlaEngine:
     def applicable(self, stage: str, route_rule: str, lead: Mapping[str, Any], now: datetime,
                    score: Mapping[str, Any], trace: Trace | None, warnings: list[dict[str, str]]) -> list[Sla]:
         out = []
-        for sla in (*self.by_stage.get(stage, ()), *self.unstaged):
+        for sla in self.candidates.get(stage, self.unstaged_only):
             if sla.routes and route_rule not in sla.routes:
                 if trace is not None:
                     trace.rule("sla", sla.id, False, None, f"route '{route_rule}' is not one of {list(sla.routes)}", {})
