@@ -303,6 +303,15 @@ def _normalise(text: str) -> str:
 _TAB_HINT = "indent with spaces only: YAML does not allow tabs for indentation (set your editor to insert spaces)"
 
 
+_DEPTH_HINT = "flatten the structure or split the file"
+
+
+def _is_parser_depth_limit(problem: str) -> bool:
+    """True for a parser's own nesting-limit error (libyaml: 'exceeded maximum nesting depth …')."""
+    p = problem.lower()
+    return "nesting depth" in p or "nest level" in p or "maximum depth" in p
+
+
 def _syntax_hint(problem: str, context: str) -> str:
     p = problem.lower()
     c = context.lower()
@@ -365,6 +374,10 @@ def _build(
             pass  # already reported as YAML005 on this line
         elif at_tab or "tab" in problem.lower():
             out.add("YAML005", "tab character where YAML expects spaces", loc, _TAB_HINT)
+        elif _is_parser_depth_limit(problem):
+            # libyaml (PyYAML >= 6.0.4) has its own nesting limit, which its look-ahead can reach before our
+            # event walk sees depth MAX_YAML_DEPTH: the author gets leadops' message whichever limit trips first
+            out.add("YAML007", f"nesting is deeper than {MAX_YAML_DEPTH} levels", loc, _DEPTH_HINT)
         else:
             message = problem
             if context:
@@ -504,8 +517,7 @@ def _push(event: Any, kind: str, stack: list[_Frame], parent: _Frame, path: Path
           loc: _Pos, out: _Collector) -> Any:
     is_map = kind == "MappingStartEvent"
     if len(stack) + 1 > MAX_YAML_DEPTH:
-        out.fatal("YAML007", f"nesting is deeper than {MAX_YAML_DEPTH} levels", loc,
-                  "flatten the structure or split the file")
+        out.fatal("YAML007", f"nesting is deeper than {MAX_YAML_DEPTH} levels", loc, _DEPTH_HINT)
     tag = event.tag
     if tag is not None and tag != "!" and tag != (_MAP if is_map else _SEQ):
         out.add("YAML003", f"tag '{_short_tag(tag)}' is not allowed on a {'mapping' if is_map else 'list'}",

@@ -100,3 +100,65 @@ def mini_set(tmp_path: Path) -> PolicyDir:
 @pytest.fixture(scope="session")
 def example_ps() -> engine.PolicySet:
     return engine.load_policies(EXAMPLE_POLICIES)
+
+
+# --- a real browser for the web pages and HTML reports -------------------------------------------------------
+# Playwright drives Debian's Chromium (`apt-get install chromium`; .ci/run installs it when missing), never a
+# browser Playwright downloads. Each page records console errors and every request that would leave loopback,
+# and aborts the latter, so a test can assert that a page works offline.
+
+CHROMIUM_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+LOCAL_PREFIXES = ("http://127.0.0.1", "http://localhost", "http://[::1]", "file://", "data:", "blob:", "about:")
+
+
+def chromium_path() -> str:
+    """Debian's Chromium, or the binary named by LEADOPS_CHROMIUM."""
+    path = os.environ.get("LEADOPS_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.fail("browser tests need Debian's Chromium: apt-get install chromium (or set LEADOPS_CHROMIUM)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole run."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page; `page.console_errors` and `page.external_requests` list what went wrong."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    new_page = context.new_page()
+    new_page.console_errors = []
+    new_page.external_requests = []
+    new_page.on("console", lambda msg: new_page.console_errors.append(msg.text) if msg.type == "error" else None)
+    new_page.on("pageerror", lambda exc: new_page.console_errors.append(str(exc)))
+
+    def guard(route):
+        url = route.request.url
+        if url.startswith(LOCAL_PREFIXES):
+            route.continue_()
+        else:
+            new_page.external_requests.append(url)
+            route.abort()
+
+    context.route("**/*", guard)
+    yield new_page
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where tests save screenshots (CI uploads it): $LEADOPS_ARTIFACTS or .artifacts/ in the checkout."""
+    path = Path(os.environ.get("LEADOPS_ARTIFACTS") or REPO / ".artifacts")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
