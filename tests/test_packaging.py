@@ -28,7 +28,7 @@ def _pins() -> dict[str, str]:
 
 def _readme_test_command() -> str:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    lines = [line for line in text.splitlines() if line.startswith("python3 -m venv .venv") and "pytest" in line]
+    lines = [line for line in text.splitlines() if line.startswith("python3 -m venv .venv &&") and "pytest" in line]
     assert len(lines) == 1, lines
     return lines[0]
 
