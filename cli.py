@@ -113,6 +113,10 @@ def validate(policies: str | None, rev: str | None, fmt: str) -> None:
 
     on_disk = rev is None and ":" not in (policies or "")
     scenario_diags = validate_scenarios(ps, default_scenario_paths(policies)) if on_disk else []
+    if on_disk:  # mapping files: <policies>/mappings/*.yaml (kind: mapping), checked against this policy set
+        from engine.crm.mapping import validate_mapping_files
+
+        scenario_diags = validate_mapping_files(policies or "policies", ps) + scenario_diags
     if scenario_diags:
         if fmt == "json":
             click.echo(render.diagnostics_json(scenario_diags, summary=info))
@@ -248,14 +252,18 @@ def uses_crm_input(paths: tuple[str, ...] | list[str], mapping_spec: str | None,
 
 
 def open_crm_source(ps: "engine.PolicySet", path: str, mapping_spec: str | None, activities_file: str | None,
-                    input_format: str | None, encoding: str | None, strict: bool) -> tuple[Any, Any]:
-    """(mapping or None, joined activities or None) for one lead file; a bad mapping exits 1 with its diagnostics."""
+                    input_format: str | None, encoding: str | None, strict: bool,
+                    policies: str | None = None) -> tuple[Any, Any]:
+    """(mapping or None, joined activities or None) for one lead file; a bad mapping exits 1 with its diagnostics.
+    A mapping NAME is looked up in <policies>/mappings/NAME.yaml first, then among the presets."""
     from engine.crm.pipeline import read_activities, resolve_mapping
     from engine.crm.records import EXTENSIONS, InputError, input_format as detect
 
     try:
         fmt = detect(path, input_format) if path != "-" else (input_format or "jsonl")
-        mapping = resolve_mapping(mapping_spec, ps, fmt, strict)
+        policy_dir = (policies or "policies").split(":", 1)[-1] if not Path(policies or "policies").is_dir() \
+            else (policies or "policies")
+        mapping = resolve_mapping(mapping_spec, ps, fmt, strict, policy_dir)
         if activities_file and mapping is None:
             fail("--activities needs --mapping (the mapping says how activity rows join leads)")
         act_format = None if Path(activities_file or "").suffix.lower() in EXTENSIONS else input_format
@@ -303,7 +311,7 @@ def eval_cmd(leads: tuple[str, ...], policies: str | None, rev: str | None, now:
         if len(leads) != 1:
             fail("give one lead file (or -) with --mapping, --activities, --out or a CSV/Parquet input")
         _eval_records(ps, leads[0], when, fmt, explain, jobs, mapping_spec, activities_file, input_format, encoding,
-                      strict, out_file, output_format)
+                      strict, out_file, output_format, policies)
         return
     if len(leads) > 1:
         _eval_files(ps, leads, when, fmt, explain)
@@ -326,7 +334,8 @@ def eval_cmd(leads: tuple[str, ...], policies: str | None, rev: str | None, now:
 
 def _eval_records(ps: "engine.PolicySet", path: str, when: datetime, fmt: str, explain: bool, jobs: int,
                   mapping_spec: str | None, activities_file: str | None, input_format: str | None,
-                  encoding: str | None, strict: bool, out_file: str | None, output_format: str | None) -> None:
+                  encoding: str | None, strict: bool, out_file: str | None, output_format: str | None,
+                  policies: str | None = None) -> None:
     """A batch read through engine/crm: records -> (mapping) -> decisions in input order -> the chosen output."""
     from engine.batch import evaluate_items
     from engine.crm.pipeline import Output, output_format as out_format, source_items, unused_report
@@ -334,7 +343,7 @@ def _eval_records(ps: "engine.PolicySet", path: str, when: datetime, fmt: str, e
 
     if path != "-" and not Path(path).is_file():
         fail(f"lead file '{path}' does not exist")
-    mapping, acts = open_crm_source(ps, path, mapping_spec, activities_file, input_format, encoding, strict)
+    mapping, acts = open_crm_source(ps, path, mapping_spec, activities_file, input_format, encoding, strict, policies)
     try:
         target = Output(out_file, out_format(out_file, output_format), mapping)
         batch_fmt = "text" if fmt == "text" and target.batch_fmt == "json" else target.batch_fmt
@@ -758,7 +767,11 @@ def test_cmd(paths: tuple[str, ...], policies: str | None, keyword: str | None, 
 @click.option("--now", metavar="ISO8601", help="The decision time (default: the current UTC time).")
 @click.option("--name", help="Scenario name (default: derived from the lead).")
 @click.option("--to", "to_file", metavar="FILE", help="Append the scenario to this file (created if missing).")
-def record_cmd(lead_path: str, policies: str | None, now: str | None, name: str | None, to_file: str | None) -> None:
+@lead_source_options
+@click.option("--row", type=click.IntRange(min=1), help="With a CRM file of several records: the row to record.")
+def record_cmd(lead_path: str, policies: str | None, now: str | None, name: str | None, to_file: str | None,
+               mapping_spec: str | None, activities_file: str | None, input_format: str | None, encoding: str | None,
+               strict: bool, row: int | None) -> None:
     """Turn a lead into a regression scenario whose expectation is today's decision.
 
     Records the fields a reviewer cares about (score, grade, stage, route, SLA due dates, fired scoring rules),
@@ -772,12 +785,17 @@ def record_cmd(lead_path: str, policies: str | None, now: str | None, name: str 
 
     when = parse_now(now)
     ps = open_policies(policies)
-    single, _lines = _read_single_or_lines(lead_path)
+    mapped = uses_crm_input((lead_path,), mapping_spec, activities_file, input_format) or bool(row)
+    if mapped:  # the mapped lead is written inline: the scenario must not depend on the export file
+        single = _one_mapped_lead(ps, lead_path, row, mapping_spec, activities_file, input_format, encoding, strict,
+                                  policies)
+    else:
+        single, _lines = _read_single_or_lines(lead_path)
     if single is None:
         fail(f"{lead_path}: record takes one lead (a JSON object)")
     label = name or f"lead {single.get('id', Path(lead_path).stem)} at {when.isoformat()}"
     try:
-        text, _ = sc.record(ps, single, when, label, Path(lead_path) if lead_path != "-" else None,
+        text, _ = sc.record(ps, single, when, label, Path(lead_path) if lead_path != "-" and not mapped else None,
                             Path(to_file) if to_file else None)
     except LeadError as exc:
         fail(f"invalid lead: {exc.field + ': ' if exc.field else ''}{exc.message}")
@@ -787,6 +805,40 @@ def record_cmd(lead_path: str, policies: str | None, now: str | None, name: str 
         click.echo(f"{to_file}: recorded scenario '{label}'")
     else:
         click.echo(text, nl=False)
+
+
+def _one_mapped_lead(ps: "engine.PolicySet", path: str, row: int | None, mapping_spec: str | None,
+                     activities_file: str | None, input_format: str | None, encoding: str | None, strict: bool,
+                     policies: str | None) -> dict[str, Any]:
+    """The one lead `record` takes from a CRM file: its only record, or the record at --row, mapped."""
+    from engine.crm.pipeline import source_items
+    from engine.crm.records import InputError
+
+    if path != "-" and not Path(path).is_file():
+        fail(f"lead file '{path}' does not exist")
+    mapping, acts = open_crm_source(ps, path, mapping_spec, activities_file, input_format, encoding, strict, policies)
+    chosen = None
+    try:
+        for number, item in source_items(path, mapping, input_format, encoding, acts):
+            if row is None and chosen is not None:
+                fail(f"{path}: record takes one lead; the file has several records: pick one with --row N")
+            if row is None or number == row:
+                chosen = (number, item)
+                if row is not None:
+                    break
+    except InputError as exc:
+        fail(str(exc))
+    if chosen is None:
+        fail(f"{path}: no record{f' at row {row}' if row else ''}")
+    number, item = chosen
+    try:
+        if isinstance(item, LeadError):
+            raise item
+        record, joined = item if isinstance(item, tuple) else (item, None)
+        return mapping.to_lead(record, joined, number) if mapping is not None else record
+    except LeadError as exc:
+        fail(f"{path}: row {number}: {exc.message}")
+    raise AssertionError("unreachable")
 
 
 # ---- git workflow: diff, approvals, codeowners, init ----
@@ -811,14 +863,17 @@ def _git_fail(exc: PolicyError) -> None:
 @click.option("--examples", type=click.IntRange(0, 100), default=5, show_default=True, help="Example leads per kind of change.")
 @click.option("--jobs", type=click.IntRange(0, 256), default=0, show_default=True,
               help="Worker processes for large lead files (0: automatic).")
+@lead_source_options
 def diff_cmd(base_rev: str, head_rev: str | None, policies: str, lead_files: tuple[str, ...], now: str | None, fmt: str,
-             max_changed: float | None, acknowledge: bool, examples: int, jobs: int) -> None:
+             max_changed: float | None, acknowledge: bool, examples: int, jobs: int, mapping_spec: str | None,
+             activities_file: str | None, input_format: str | None, encoding: str | None, strict: bool) -> None:
     """Semantic diff and impact report of a policy change, from git revisions.
 
     Lists the policy changes in words (rules added, removed, re-ordered; points, thresholds, windows, SLA hours,
     calendars) and evaluates both revisions on the same leads: stage from→to, route, grade, score and SLA due
     changes with example leads and the rules responsible. --format markdown is made for a pull-request comment.
-    Leads: the files given with --leads (JSON, JSON Lines or - for stdin), else every lead of the scenarios
+    Leads: the files given with --leads (JSON, JSON Lines, CSV, Parquet or - for stdin; CRM exports with
+    --mapping and --activities, as for eval), else every lead of the scenarios
     (scenarios/leads/*.json and the leads written inside scenario files). Exit 1 when more leads change stage
     or route than the blast-radius guard allows (unless --acknowledge); exit 2 when some leads could not be
     evaluated (the report counts them).
@@ -852,11 +907,23 @@ def diff_cmd(base_rev: str, head_rev: str | None, policies: str, lead_files: tup
         big = any(p == "-" or (p.endswith((".jsonl", ".ndjson")) and Path(p).stat().st_size > 2_000_000) for p in paths)
         workers = jobs or (min(os.cpu_count() or 1, 8) if big else 1)
         total = (estimate_total(paths) if sys.stderr.isatty() else None) if paths else len(scenario_items)
+        lead_texts: Any = iter_lead_texts(paths) if paths else scenario_items
+        if paths and uses_crm_input(paths, mapping_spec, activities_file, input_format):
+            from engine.crm.pipeline import mapped_lead_texts
+
+            if len(paths) != 1 and activities_file:
+                fail("--activities joins one lead file: give one --leads FILE with it")
+            mapping, acts = open_crm_source(head_ps, paths[0], mapping_spec, activities_file, input_format, encoding,
+                                            strict, policies)
+            lead_texts = mapped_lead_texts(paths, mapping, input_format, encoding, acts)
+            total = None
         try:
-            impact = analyse(base_ps, head_ps, iter_lead_texts(paths) if paths else scenario_items, when, changes,
-                             max_examples=examples, jobs=workers, total=total)
+            impact = analyse(base_ps, head_ps, lead_texts, when, changes, max_examples=examples, jobs=workers,
+                             total=total)
         except OSError as exc:
             fail(f"cannot read leads: {exc}")
+        except LeadopsError as exc:
+            fail(str(exc))
     limits = [x for x in (max_changed,) if x is not None] or \
         [x for x in (base_ps.model.max_changed_percent, head_ps.model.max_changed_percent) if x is not None]
     command = " ".join(["leadops diff", f"--base {base_rev}"] + ([f"--head {head_rev}"] if head_rev else [])
@@ -987,7 +1054,9 @@ def codeowners_cmd(policies: str, output: str | None, check: bool) -> None:
 @click.argument("directory", metavar="DIR")
 @click.option("--name", help="Policy set name (default: from DIR).")
 @click.option("--git/--no-git", "use_git", default=True, show_default=True, help="Run `git init` in DIR.")
-def init_cmd(directory: str, name: str | None, use_git: bool) -> None:
+@click.option("--crm", type=click.Choice(["hubspot", "salesforce"]),
+              help="Start with this CRM's mapping in policies/mappings/ (leadops eval export.csv --mapping CRM).")
+def init_cmd(directory: str, name: str | None, use_git: bool, crm: str | None) -> None:
     """Scaffold a new policy repository that validates and passes its own tests immediately.
 
     Writes policies/, schemas/, scenarios/, .github/workflows/ (pull request and release), .github/CODEOWNERS,
@@ -1000,7 +1069,7 @@ def init_cmd(directory: str, name: str | None, use_git: bool) -> None:
     from engine.scaffold import ScaffoldError, scaffold
 
     try:
-        done = scaffold(directory, name=name, git=use_git)
+        done = scaffold(directory, name=name, git=use_git, crm=crm)
     except ScaffoldError as exc:
         fail(str(exc))
     except OSError as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import weakref
 from collections.abc import Callable, Iterable, Mapping as MappingABC
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -618,14 +619,19 @@ def _joiner(readers: list[Callable[[MappingABC[str, Any]], tuple[str | None, Any
 # ------------------------------------------------------------------------------------------ loading
 
 
-def load_mapping(spec: str | Path, policyset: Any, *, strict: bool = False) -> Mapping:
-    """A preset by name ("hubspot", "salesforce") or a mapping YAML file, checked against `policyset`'s lead
-    schema, stages and teams. Raises engine.PolicyError with located diagnostics (file:line:col + hint)."""
+def load_mapping(spec: str | Path, policyset: Any, *, strict: bool = False, search: str | Path | None = None) -> Mapping:
+    """A mapping YAML file, or a name: `search`/NAME.yaml (a policy repository's own mappings, e.g.
+    policies/mappings/hubspot.yaml from `leadops init --crm hubspot`) before the preset of that name. Checked
+    against `policyset`'s lead schema, stages and teams; raises engine.PolicyError with located diagnostics."""
     text = str(spec)
     path = Path(text)
-    if text in presets() and not path.is_file():
-        path = PRESET_DIR / f"{text}.yaml"
-        shown = f"preset:{text}"
+    own = Path(search) / f"{text}.yaml" if search is not None and "/" not in text and not text.endswith(".yaml") else None
+    if path.is_file() and (text.endswith((".yaml", ".yml")) or "/" in text):
+        shown = text
+    elif own is not None and own.is_file():
+        path, shown = own, str(own)
+    elif text in presets():
+        path, shown = PRESET_DIR / f"{text}.yaml", f"preset:{text}"
     elif path.is_file():
         shown = text
     else:
@@ -633,6 +639,37 @@ def load_mapping(spec: str | Path, policyset: Any, *, strict: bool = False) -> M
                                       Location(text), checks.did_you_mean(text, presets()) +
                                       f"presets: {', '.join(presets())}; or give a mapping YAML file")])
     return compile_mapping(path.read_bytes(), shown, policyset, strict=strict)
+
+
+_PRESET_CACHE: "weakref.WeakKeyDictionary[Any, dict[str, Mapping]]" = weakref.WeakKeyDictionary()
+
+
+def preset_for(policyset: Any, name: Any) -> Mapping:
+    """A preset compiled once per policy set (the decision service); ValueError naming the presets otherwise."""
+    if not isinstance(name, str) or name not in presets():
+        close = checks.did_you_mean(str(name), presets())
+        raise ValueError(f"unknown mapping {name!r}; {close}presets: {', '.join(presets())}")
+    cache = _PRESET_CACHE.setdefault(policyset, {})
+    if name not in cache:
+        cache[name] = load_mapping(name, policyset)
+    return cache[name]
+
+
+def mapping_files(policy_dir: str | Path) -> list[Path]:
+    """The mapping files of a policy directory: <dir>/mappings/*.yaml (validated by `leadops validate`)."""
+    folder = Path(policy_dir) / "mappings"
+    return sorted(p for p in folder.glob("*.y*ml") if p.is_file()) if folder.is_dir() else []
+
+
+def validate_mapping_files(policy_dir: str | Path, policyset: Any) -> list[Diagnostic]:
+    """Diagnostics of every mapping file of a policy directory (empty when all are valid)."""
+    out: list[Diagnostic] = []
+    for path in mapping_files(policy_dir):
+        try:
+            compile_mapping(path.read_bytes(), str(path), policyset)
+        except PolicyError as exc:
+            out.extend(exc.diagnostics)
+    return out
 
 
 def compile_mapping(data: bytes, file: str, policyset: Any, *, strict: bool = False) -> Mapping:
@@ -664,4 +701,5 @@ def is_mapping_file(data: bytes) -> bool:
     return isinstance(doc, dict) and doc.get("kind") == "mapping"
 
 
-__all__ = ["Mapping", "MappingError", "compile_mapping", "is_mapping_file", "load_mapping", "presets", "schema_targets"]
+__all__ = ["Mapping", "MappingError", "compile_mapping", "is_mapping_file", "load_mapping", "mapping_files", "preset_for", "presets",
+           "schema_targets", "validate_mapping_files"]
