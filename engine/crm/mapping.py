@@ -178,11 +178,12 @@ class Mapping:
                     if extra and self.strict:
                         self._refuse_unused(extra, actx, "activities")
                     act_unused.extend(extra)
-                mapped = _run_plan(act_plan, actx)
-                if mapped.get("type") is not None:  # a `skip` spelling: declared as not a lead activity
+                mapped = act_plan[1](act_plan[0], actx)
+                if "type" in mapped:  # absent: a `skip` spelling, declared as not a lead activity
                     acts.append(mapped)
             if acts:
-                acts.sort(key=lambda a: str(a.get("at", "")))
+                if len(acts) > 1:
+                    acts.sort(key=_activity_time)
                 lead["activities"] = acts
         return lead, unused, act_unused
 
@@ -191,7 +192,7 @@ class Mapping:
         """((flat record, steps), undeclared fields) — the steps for records with these keys are built once:
         for each `from` rule, only the candidate columns this record has (the batch path's fast path)."""
         flat = _flatten(record) if dict in map(type, record.values()) else record
-        key = (id(rules), tuple(flat))
+        key = (id(rules), *flat)
         cached = self._plans.get(key)
         if cached is None:
             present = set(flat)
@@ -210,8 +211,9 @@ class Mapping:
                     steps.append((rule, cols, convert))
             unused = tuple(name for name in flat if not _declared(name, declared))
             cached = (_compile_steps(steps), unused)
-            if len(self._plans) < 256:
-                self._plans[key] = cached
+            if len(self._plans) >= 256:  # records of ever new shapes: start over rather than grow without bound
+                self._plans.clear()
+            self._plans[key] = cached
         return (flat, cached[0]), cached[1]
 
     def _refuse_unused(self, unused: list[str], ctx: Context, prefix: str) -> None:
@@ -266,6 +268,10 @@ class Mapping:
 def _run_plan(plan: tuple[MappingABC[str, Any], Callable[..., dict[str, Any]]], ctx: Context) -> dict[str, Any]:
     flat, run = plan
     return run(flat, ctx)
+
+
+def _activity_time(activity: dict[str, Any]) -> str:
+    return str(activity.get("at", ""))
 
 
 def _missing(rule: FieldRule, ctx: Context) -> None:

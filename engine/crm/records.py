@@ -178,7 +178,9 @@ def _csv_records(path: str | Path, encoding: str | None, delimiter: str) -> Iter
             if not text.strip():
                 continue  # a blank line
             try:
-                row_cells = cells(text)
+                line = text.rstrip("\r\n")
+                # no quote, no stray CR: RFC 4180 reads it exactly as a plain split (the csv module is ~4x slower)
+                row_cells = line.split(delimiter) if '"' not in line and "\r" not in line else cells(text)
                 problem = None if len(row_cells) == width else RecordError(
                     f"broken CSV row: {len(row_cells)} fields, the header has {width} (an unquoted comma or quote?)",
                     "CSV002")
