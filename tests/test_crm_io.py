@@ -266,3 +266,24 @@ def test_service_mapping_field_and_client(tmp_path, example_ps):
         with PolicyClient(srv.url, keys.public_path, tmp_path / "cache") as client:
             client.refresh()
             assert client.evaluate(contact, NOW_DT, mapping="hubspot").to_dict() == expected
+
+
+def test_scenarios_hold_raw_crm_records(tmp_path, example_ps):
+    from engine import scenarios as sc
+
+    found, diags = sc.load_all([str(REPO / "scenarios" / "crm.yaml")])
+    assert not diags and len(found) == 2 and all(s.record is not None for s in found)
+    results = sc.run(example_ps, found)
+    assert [r.status for r in results] == ["passed", "passed"]
+    assert found[0].lead["employees"] == 1000 and found[0].lead["activities"][0]["type"] == "demo_request"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("now: 2026-11-23T09:00:00+10:00\nname: typo\nmapping: hubspot\n"
+                   "record: {id: '1', properties: {lifecyclestage: marketingqualifiedleed}}\nexpect: {stage.to: mql}\n")
+    (scenario,), _ = sc.load_all([str(bad)])
+    (diag,) = sc.check_scenario(example_ps, scenario)
+    assert diag.code == "SCN005" and "unknown value 'marketingqualifiedleed'" in diag.message
+    assert "did you mean 'marketingqualifiedlead'" in diag.message
+    assert sc.run(example_ps, [scenario])[0].status == "error"
+    missing = tmp_path / "missing.yaml"
+    missing.write_text("now: 2026-11-23T09:00:00+10:00\nname: x\nrecord: {id: '1'}\nexpect: {stage.to: mql}\n")
+    assert [d.code for d in sc.load_all([str(missing)])[1]] == ["SCN001"]
