@@ -16,7 +16,7 @@ import json
 import weakref
 from collections.abc import Callable, Iterable, Mapping as MappingABC
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,7 @@ class FieldRule:
     late: bool = False  # stage_dates: read after the other fields (it needs the mapped stage)
     simple: tuple[tuple[str, ...], Any] | None = None  # a plain `from`: (candidate columns, convert)
     joined: tuple[tuple[tuple[str, ...], ...], Any] | None = None  # a `join`: (candidates per part, convert)
+    dated: tuple[dict[str, tuple[str, ...]], Any] | None = None  # `stage_dates`: (stage -> candidates, convert)
 
 
 class Mapping:
@@ -169,10 +170,15 @@ class Mapping:
         act_unused: list[str] = []
         if activities is not None and self.activity_rules:
             acts = []
+            last_keys: Any = None
             for position, item in enumerate(activities, 1):
                 act_row, act = item if item.__class__ is tuple else (position, item)
                 actx = Context(act_row, "activity row")
-                act_plan, names = self._plan(self.activity_rules, act, self._activity_declared)
+                if last_keys is not None and act.keys() == last_keys and dict not in map(type, act.values()):
+                    act_plan, names = (act, act_plan[1]), names  # same columns as the row before: same plan
+                else:
+                    act_plan, names = self._plan(self.activity_rules, act, self._activity_declared)
+                    last_keys = act.keys() if act_plan[0] is act else None
                 if names:
                     extra = _with_values(act_plan[0], names)
                     if extra and self.strict:
@@ -201,6 +207,10 @@ class Mapping:
                 if rule.joined is not None:
                     parts = tuple(tuple(n for n in part if n in present) for part in rule.joined[0])
                     steps.append((rule, parts, rule.joined[1]))
+                    continue
+                if rule.dated is not None:  # stage -> the candidate columns this record has
+                    by_stage = {st: tuple(n for n in names if n in present) for st, names in rule.dated[0].items()}
+                    steps.append((rule, {st: c for st, c in by_stage.items() if c}, rule.dated[1]))
                     continue
                 if rule.simple is None:
                     steps.append((rule, None, None))
@@ -309,7 +319,7 @@ def _compile_steps(steps: list[tuple[Any, ...]]) -> Callable[..., dict[str, Any]
     directly, plain strings and exact value-map hits inlined, everything else through the rule's converter.
     Only generated names and repr()'d column names appear in the source."""
     env: dict[str, Any] = {"_ABSENT": _ABSENT, "_MARK": _ABSENT_MARK, "_put": _put, "_missing": _missing,
-                           "_spelling": spelling}
+                           "_spelling": spelling, "_CoerceError": CoerceError}
     lines = ["def run(flat, ctx):", "    out = {}"]
     for i, (rule, cols, convert) in enumerate(steps):
         env[f"r{i}"], env[f"c{i}"] = rule, convert
@@ -322,6 +332,12 @@ def _compile_steps(steps: list[tuple[Any, ...]]) -> Callable[..., dict[str, Any]
             continue
         lines.append("    v = _ABSENT")
         exact = getattr(convert, "exact", None)
+        if rule.dated is not None:  # cols: stage -> present candidate columns
+            env[f"d{i}"] = cols
+            lines += [f"    for col in d{i}.get(out.get('stage'), ()):", "        raw = flat[col]",
+                      f"        if not ({_EMPTY}):", f"            v = c{i}(raw, col, ctx)", "            break",
+                      "    if v is not _ABSENT:", f"        {assign}"]
+            continue
         if rule.joined is not None:  # cols: the present candidates of each part
             lines += _join_lines(i, cols, exact is not None)
             if exact is not None:
@@ -341,6 +357,10 @@ def _compile_steps(steps: list[tuple[Any, ...]]) -> Callable[..., dict[str, Any]
             elif exact is not None:
                 lines += [f"{body}v = m{i}.get(raw, _ABSENT)", f"{body}if v is _ABSENT:",
                           f"{body}    v = c{i}(raw, {col!r}, ctx)", f"{body}elif v is _MARK:", f"{body}    v = _ABSENT"]
+            elif getattr(convert, "coerce", None) is not None:  # the coercion itself; its error through c{i}
+                env[f"k{i}"] = convert.coerce
+                lines += [f"{body}try:", f"{body}    v = k{i}(raw)", f"{body}except _CoerceError:",
+                          f"{body}    v = c{i}(raw, {col!r}, ctx)"]
             else:
                 lines.append(f"{body}v = c{i}(raw, {col!r}, ctx)")
             lines.append(f"{indent}else:")
@@ -482,8 +502,9 @@ class _Builder:
         candidates = tuple(_candidates(spec))
         simple = (tuple(get.names), get.convert) if hasattr(get, "names") else None
         joined = (tuple(tuple(p) for p in get.parts), get.convert) if hasattr(get, "parts") else None
+        dated = (get.stage_dates, get.convert) if hasattr(get, "stage_dates") else None
         return FieldRule(target, get, tuple(sources), bool(spec.get("required")), reverse, candidates,
-                         late="stage_dates" in spec, simple=simple, joined=joined)
+                         late="stage_dates" in spec, simple=simple, joined=joined, dated=dated)
 
     # ---------------------------------------------------------------- getters
     def getter(self, spec: dict[str, Any], path: tuple[Any, ...], target: Target, sources: list[str]) -> Getter:
@@ -546,6 +567,8 @@ class _Builder:
                 return _ABSENT
             column, raw = read(record)
             return _ABSENT if column is None else convert(raw, column, ctx)
+        get.stage_dates = {stage: tuple(_names(names)) for stage, names in spec["stage_dates"].items()}  # type: ignore[attr-defined]
+        get.convert = convert  # type: ignore[attr-defined]
         return get
 
     def convert(self, spec: dict[str, Any], path: tuple[Any, ...], target: Target) -> Callable[[Any, str, Context], Any]:
@@ -568,6 +591,7 @@ class _Builder:
                                    name, code, row=ctx.row, column=column, value=raw) from None
         convert.exact = getattr(lookup, "exact", None)  # type: ignore[attr-defined]  # generated plans inline these
         convert.plain = lookup is None and not skip and coerce is spelling  # type: ignore[attr-defined]
+        convert.coerce = coerce if lookup is None and not skip else None  # type: ignore[attr-defined]
         return convert
 
     def coercion(self, spec: dict[str, Any], path: tuple[Any, ...], target: Target) -> Callable[[Any], Any]:
@@ -577,7 +601,7 @@ class _Builder:
             if kind not in ("integer", "number"):
                 self.error("MAPPING006", f"band applies to numbers; {target.name} is {kind}", path + ("band",))
             bound = spec["band"]
-            return lambda raw: to_band(raw, bound)
+            return partial(to_band, bound=bound)
         tz = spec.get("time_zone", self.time_zone)
         if "time_zone" in spec:
             try:
@@ -585,13 +609,13 @@ class _Builder:
             except ValueError as exc:
                 self.error("MAPPING004", str(exc), path + ("time_zone",), "use an IANA name such as UTC or Europe/London")
         if kind == "integer":
-            return lambda raw: to_number(raw, True)
+            return partial(to_number, integer=True)
         if kind == "number":
-            return lambda raw: to_number(raw, False)
+            return partial(to_number, integer=False)
         if kind == "boolean":
             return to_bool
         if kind == "date-time":
-            return lambda raw: to_datetime(raw, tz)
+            return partial(to_datetime, zone_name=tz)
         if enum is not None:
             unknown = spec.get("unknown", "error")
             options = sorted(map(str, enum))
