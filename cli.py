@@ -261,8 +261,9 @@ def open_crm_source(ps: "engine.PolicySet", path: str, mapping_spec: str | None,
 
     try:
         fmt = detect(path, input_format) if path != "-" else (input_format or "jsonl")
-        policy_dir = (policies or "policies").split(":", 1)[-1] if not Path(policies or "policies").is_dir() \
-            else (policies or "policies")
+        from engine.gitops import split_spec
+
+        policy_dir = split_spec(policies, None)[1]  # REV:DIR -> DIR: mapping files come from the working tree
         mapping = resolve_mapping(mapping_spec, ps, fmt, strict, policy_dir)
         if activities_file and mapping is None:
             fail("--activities needs --mapping (the mapping says how activity rows join leads)")
