@@ -20,7 +20,7 @@ COPIED = (
     ("policies", ("*.yaml", "*.yml")),
     ("schemas", ("*.json",)),
     ("scenarios", ("**/*.json", "**/*.jsonl", "**/*.yaml", "**/*.yml")),
-    (".github/workflows", ("*.yml", "*.yaml")),
+    (".github/workflows", ("policy-*.yml", "policy-*.yaml")),
 )
 
 README = """\
