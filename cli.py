@@ -775,6 +775,46 @@ def diff_cmd(base_rev: str, head_rev: str | None, policies: str, lead_files: tup
         raise SystemExit(2)
 
 
+@cli.command("handbook")
+@policy_options
+@click.option("--format", "fmt", type=click.Choice(["markdown", "html"]), default="markdown", show_default=True)
+@click.option("--as-of", "as_of", metavar="YYYY-MM-DD",
+              help="First day of the year of holidays listed (default: the revision's commit date; today outside git).")
+@click.option("--out", "out_file", metavar="FILE", help="Write the handbook here instead of stdout.")
+def handbook_cmd(policies: str | None, rev: str | None, fmt: str, as_of: str | None, out_file: str | None) -> None:
+    """The policy set as plain-language rules of engagement, for the people who sign it.
+
+    Who the ideal customer is (fit points), what makes an MQL and an SQL, hand-backs and reason codes, who gets
+    which lead, how fast sales follows up (SLAs, business hours, the coming year's holidays, escalations) and
+    who owns each area. Conditions read as words, with labels from the lead schema; anything without a phrase
+    is shown as written. The same revision always gives the same bytes.
+
+    \b
+    Example:
+      leadops handbook --rev main --format html --out handbook.html
+    """
+    from datetime import date
+
+    from engine import gitops
+    from engine import handbook as hb
+
+    try:
+        src = gitops.open_source(policies, rev)
+        ps = gitops.load_source(src)
+        day = date.fromisoformat(as_of) if as_of else (hb.revision_date(src, gitops.split_spec(policies, rev)[1])
+                                                       or hb.today_utc())
+    except PolicyError as exc:
+        _git_fail(exc)
+    except ValueError:
+        raise click.BadParameter(f"'{as_of}' is not a date (YYYY-MM-DD)", param_hint="--as-of") from None
+    book = hb.handbook(ps, day)
+    text = hb.to_html(book) if fmt == "html" else hb.to_markdown(book)
+    if out_file:
+        Path(out_file).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
 @cli.command("approvals")
 @click.option("--base", "base_rev", metavar="REV", required=True, help="The target branch or commit (e.g. origin/main).")
 @click.option("--head", "head_rev", metavar="REV", default="HEAD", show_default=True, help="The pull request's head commit.")
