@@ -702,7 +702,9 @@ def _git_fail(exc: PolicyError) -> None:
 @click.option("--leads", "lead_files", metavar="FILE", multiple=True,
               help="Leads to compare on: .json (one lead) or .jsonl / - (one per line); repeatable (default: the leads of the scenarios).")
 @click.option("--now", metavar="ISO8601", help="The decision time for both revisions (default: the current UTC time).")
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json", "html"]), default="text", show_default=True,
+              help="html: one self-contained page (inline CSS, no scripts, opens offline).")
+@click.option("--redact", is_flag=True, help="Example leads show initials instead of people's names.")
 @click.option("--max-changed", type=click.FloatRange(0, 100), metavar="PCT",
               help="Exit 1 when more than PCT% of leads change stage or route (default: guard.max_changed_percent of leadops.yaml).")
 @click.option("--acknowledge", is_flag=True, help="The blast radius is intended: report it but do not fail (CI sets it from a PR label).")
@@ -710,12 +712,14 @@ def _git_fail(exc: PolicyError) -> None:
 @click.option("--jobs", type=click.IntRange(0, 256), default=0, show_default=True,
               help="Worker processes for large lead files (0: automatic).")
 def diff_cmd(base_rev: str, head_rev: str | None, policies: str, lead_files: tuple[str, ...], now: str | None, fmt: str,
-             max_changed: float | None, acknowledge: bool, examples: int, jobs: int) -> None:
+             redact: bool, max_changed: float | None, acknowledge: bool, examples: int, jobs: int) -> None:
     """Semantic diff and impact report of a policy change, from git revisions.
 
-    Lists the policy changes in words (rules added, removed, re-ordered; points, thresholds, windows, SLA hours,
-    calendars) and evaluates both revisions on the same leads: stage from→to, route, grade, score and SLA due
-    changes with example leads and the rules responsible. --format markdown is made for a pull-request comment.
+    Lists the policy changes in words (the handbook's sentences that change first; then rules added, removed,
+    re-ordered; points, thresholds, windows, SLA hours, calendars) and evaluates both revisions on the same
+    leads: the funnel per stage and week, each team's and rep's leads and SLA clocks, stage from→to, route,
+    grade, score near every moved cut-off and SLA due changes, with example leads (name, company, score) and
+    the rules responsible. --format markdown is made for a pull-request comment, --format html for a page.
     Leads: the files given with --leads (JSON, JSON Lines or - for stdin), else every lead of the scenarios
     (scenarios/leads/*.json and the leads written inside scenario files). Exit 1 when more leads change stage
     or route than the blast-radius guard allows (unless --acknowledge); exit 2 when some leads could not be
@@ -741,6 +745,10 @@ def diff_cmd(base_rev: str, head_rev: str | None, policies: str, lead_files: tup
     except PolicyError as exc:
         _git_fail(exc)
     changes = semantic_diff(base_ps.model, head_ps.model)
+    from engine import handbook as hb
+    from engine.thresholds import changed_thresholds
+
+    in_words = [c.to_dict() for c in hb.diff_handbooks(hb.handbook(base_ps, when.date()), hb.handbook(head_ps, when.date()))]
     paths = list(lead_files)
     scenario_items = [] if paths else default_leads(policies)
     source = ", ".join(Path(p).name if p != "-" else "stdin" for p in lead_files[:3]) + (" …" if len(lead_files) > 3 else "") \
@@ -760,9 +768,14 @@ def diff_cmd(base_rev: str, head_rev: str | None, policies: str, lead_files: tup
     command = " ".join(["leadops diff", f"--base {base_rev}"] + ([f"--head {head_rev}"] if head_rev else [])
                        + [f"--leads {p}" for p in lead_files] + [f"--now {when.isoformat()}", "--format markdown"])
     report = Report(base_src.label, head_src.label if head_rev else head_src.label, base_ps.revision, head_ps.revision,
-                    when, changes, impact, source, min(limits) if limits else None, acknowledge, command)
+                    when, changes, impact, source, min(limits) if limits else None, acknowledge, command,
+                    in_words, changed_thresholds(base_ps.model, head_ps.model), redact)
     if fmt == "json":
         click.echo(render.to_json(report.to_dict()))
+    elif fmt == "html":
+        from engine.impact_html import report_page
+
+        click.echo(report_page(report.to_dict()), nl=False)
     elif fmt == "markdown":
         click.echo(report.markdown(), nl=False)
     else:

@@ -148,7 +148,7 @@ def test_threshold_change_reads_as_one_changed_sentence() -> None:
     assert "at least 50" in changes[0].before and "at least 60" in changes[0].after
     md = hb.diff_markdown(changes)
     assert md.startswith("1 sentence of the handbook changes:")
-    assert "~~50,~~" in md and "**60,**" in md
+    assert "~~50~~," in md and "**60**," in md
 
 
 def test_added_and_removed_sentences() -> None:

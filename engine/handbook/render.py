@@ -131,7 +131,11 @@ def _word_marks(before: str, after: str, mark: tuple[str, str], side: str) -> st
         chunk = " ".join(words[lo:hi])
         if not chunk:
             continue
-        out.append(chunk if op == "equal" else f"{mark[0]}{chunk}{mark[1]}")
+        if op == "equal":
+            out.append(chunk)
+        else:  # punctuation stays outside the mark: "**60**," not "**60,**"
+            core = chunk.rstrip(",.;:")
+            out.append(f"{mark[0]}{core}{mark[1]}{chunk[len(core):]}" if core else chunk)
     return " ".join(out)
 
 
@@ -149,6 +153,22 @@ def diff_markdown(changes: list[SentenceChange]) -> str:
         else:
             out.append(f"- **Removed** ({c.section}): ~~{c.before}~~")
     return "\n".join(out)
+
+
+def diff_markdown_dicts(changes: list[dict[str, str]]) -> str:
+    """`diff_markdown` of the JSON form (as a report carries it)."""
+    return diff_markdown([SentenceChange(**c) for c in changes])
+
+
+def diff_text(changes: list[dict[str, str]]) -> str:
+    """One line per sentence for terminals: '  changed (Section): before → after'."""
+    lines = []
+    for c in changes:
+        if c["kind"] == "changed":
+            lines.append(f"  changed ({c['section']}): {c['before']}\n      now: {c['after']}")
+        else:
+            lines.append(f"  {c['kind']} ({c['section']}): {c['after'] or c['before']}")
+    return "\n".join(lines) or "  the handbook reads the same"
 
 
 def diff_html(changes: list[dict[str, str]]) -> str:
@@ -170,4 +190,5 @@ def diff_html(changes: list[dict[str, str]]) -> str:
 
 
 __all__ = ["to_markdown", "to_html", "body_html", "page", "diff_handbooks", "diff_markdown", "diff_html",
+           "diff_markdown_dicts", "diff_text",
            "SentenceChange", "Entry", "CSS"]
