@@ -16,7 +16,7 @@ from engine.impact import KINDS, NEAR, sla_load_words, stage_label, touched
 from engine.semantic_diff import fmt_num
 
 BAR_CSS = """
-.bars td.bar{width:45%}.bar span{display:inline-block;height:.8rem;vertical-align:middle;margin-right:.3rem}
+.bars td{width:42%}.bars td:first-child{width:16%}span.bar{display:inline-block;height:.8rem;vertical-align:middle;margin-right:.3rem;max-width:85%}
 .b{background:#8c959f}.h{background:#0969da}.legend span{display:inline-block;width:.8rem;height:.8rem;margin:0 .3rem 0 .8rem}
 td.num,th.num{text-align:right}.guard{padding:.5rem .8rem;border-left:4px solid #bf8700;background:#fff8c5}
 .blocked{border-color:#cf222e;background:#ffebe9}.small{color:#57606a;font-size:.85em}
