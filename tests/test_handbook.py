@@ -90,6 +90,7 @@ SCHEMA = {"properties": {"employees": {"title": "Number of employees", "type": "
     ("lead.employees % 2 == 0", "the number of employees modulo 2 is 0"),
     ("lead.employees ** 2 > 2", "the number of employees to the power of 2 is more than 2"),
     ("lead.employees > -1", "the number of employees is more than -1"),
+    ("-lead.employees < +3", "minus the number of employees is less than 3"),
     # scope names
     ("score.total >= 50", "the total score is at least 50"),
     ("score.fit >= 10", "the fit score is at least 10"),
@@ -129,6 +130,17 @@ SCHEMA = {"properties": {"employees": {"title": "Number of employees", "type": "
 ])
 def test_phrasebook(source: str, words: str) -> None:
     assert Phrasebook(SCHEMA).phrase(source) == words
+
+
+def test_every_helper_and_operator_has_a_phrase() -> None:
+    import ast
+
+    from engine.expr.functions import HELPERS
+    from engine.expr.sandbox import ALLOWED_OPERATORS
+    from engine.handbook.phrasebook import ARITHMETIC, COMPARE, CONDITION_HELPERS, VALUE_HELPERS
+
+    assert set(HELPERS) <= set(CONDITION_HELPERS) | set(VALUE_HELPERS)
+    assert ALLOWED_OPERATORS <= set(COMPARE) | set(ARITHMETIC) | {ast.And, ast.Or, ast.Not, ast.USub, ast.UAdd}
 
 
 @pytest.mark.parametrize("source", [

@@ -141,6 +141,10 @@ class Phrasebook:
             return join_words([self.value(x) for x in node.elts], "and")
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
             return literal(-node.operand.value)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return f"minus {self.value(node.operand)}"
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd):
+            return self.value(node.operand)
         if isinstance(node, ast.BinOp) and type(node.op) in ARITHMETIC:
             return f"{self.value(node.left)} {ARITHMETIC[type(node.op)]} {self.value(node.right)}"
         if isinstance(node, ast.Call):
