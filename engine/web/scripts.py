@@ -3,21 +3,25 @@ code. Plain browser JavaScript: no framework, no CDN, no build step. Untrusted v
 through `textContent` and SVG attributes, never as markup (the impact page inserts markup the server escaped).
 """
 
-TRY_JS = r"""
-(function () {
-  "use strict";
-  var form = document.getElementById("lead-form");
-  var box = document.getElementById("lead-json");
-  var out = document.getElementById("result");
+# Both pages report progress and errors in one live region (#status); errors become alerts for screen readers.
+STATUS_JS = r"""
   var status = document.getElementById("status");
-  var SVG = "http://www.w3.org/2000/svg";
-
-  function controls() { return Array.prototype.slice.call(form.querySelectorAll("[data-path]")); }
   function say(text, isError) {
     status.textContent = text;
     status.setAttribute("role", isError ? "alert" : "status");
     status.className = isError ? "error" : "ok";
   }
+"""
+
+TRY_JS = r"""
+(function () {
+  "use strict";
+""" + STATUS_JS + r"""  var form = document.getElementById("lead-form");
+  var box = document.getElementById("lead-json");
+  var out = document.getElementById("result");
+  var SVG = "http://www.w3.org/2000/svg";
+
+  function controls() { return Array.prototype.slice.call(form.querySelectorAll("[data-path]")); }
   function el(tag, attrs, children) {
     var node = document.createElement(tag);
     Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
@@ -196,7 +200,9 @@ TRY_JS = r"""
         }
         show(res[1]);
         say("Decided: " + res[1].decision.stage.to + ".", false);
-        document.getElementById("stage").focus && document.getElementById("stage").setAttribute("tabindex", "-1");
+        var heading = document.getElementById("stage");  // keyboard and screen-reader users land on the answer
+        heading.setAttribute("tabindex", "-1");
+        heading.focus();
       })
       .catch(function (e) { say("The service did not answer: " + e.message, true); });
   });
@@ -206,15 +212,9 @@ TRY_JS = r"""
 IMPACT_JS = r"""
 (function () {
   "use strict";
-  var file = document.getElementById("impact-file");
+""" + STATUS_JS + r"""  var file = document.getElementById("impact-file");
   var box = document.getElementById("impact-json");
   var out = document.getElementById("report");
-  var status = document.getElementById("status");
-  function say(text, isError) {
-    status.textContent = text;
-    status.setAttribute("role", isError ? "alert" : "status");
-    status.className = isError ? "error" : "ok";
-  }
   file.addEventListener("change", function () {
     if (!file.files.length) { return; }
     var reader = new FileReader();
