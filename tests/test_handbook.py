@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from datetime import date
 from pathlib import Path
 
@@ -171,13 +170,17 @@ def test_added_and_removed_sentences() -> None:
     assert kinds == [("added", "reason:no-show"), ("removed", "reason:re-engaged")]
 
 
-def test_cli_handbook_is_deterministic_for_a_revision(tmp_path: Path) -> None:
-    exe = REPO / ".venv" / "bin" / "leadops"
-    cmd = [str(exe) if exe.exists() else "leadops", "handbook", "--rev", "HEAD", "--policies", str(REPO / "policies")]
-    first = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, check=True).stdout
-    second = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, check=True).stdout
-    assert first == second and first.startswith("# Rules of engagement: acme-revenue")
-    html = subprocess.run(cmd + ["--format", "html"], capture_output=True, text=True, cwd=REPO, check=True).stdout
-    assert html.startswith("<!doctype html>") and "Who gets which lead" in html
-    bad = subprocess.run(cmd + ["--as-of", "soon"], capture_output=True, text=True, cwd=REPO)
-    assert bad.returncode == 2 and "is not a date" in bad.stderr and "Traceback" not in bad.stderr
+def test_cli_handbook_is_deterministic_for_a_revision() -> None:
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    args = ["handbook", "--rev", "HEAD", "--policies", str(REPO / "policies")]
+    first, second = (CliRunner().invoke(cli, args) for _ in range(2))
+    assert first.exit_code == 0 and first.output == second.output
+    assert first.output.startswith("# Rules of engagement: acme-revenue")
+    page = CliRunner().invoke(cli, args + ["--format", "html"])
+    assert page.output.startswith("<!doctype html>") and "Who gets which lead" in page.output
+    bad = CliRunner().invoke(cli, args + ["--as-of", "soon"])
+    assert bad.exit_code == 2 and "is not a date" in bad.output
+    assert isinstance(bad.exception, SystemExit)  # a usage error, not a traceback
