@@ -521,13 +521,14 @@ def bundle_verify(bundle_file: str, key_path: str, min_sequence: int | None, sco
 @click.option("--poll-interval", default=1.0, show_default=True, type=click.FloatRange(0.05, 3600),
               help="Seconds between checks for a new bundle.")
 @click.option("--scope", help="Require this scope claim in bundle signatures.")
+@click.option("--impact", "impact_file", metavar="FILE.json", help="Show this `leadops diff --format json` result on /ui/impact.")
 def serve_cmd(bundle_file: str | None, watch_dir: str | None, key_path: str, host: str, port: int,
-              decision_log: str | None, poll_interval: float, scope: str | None) -> None:
+              decision_log: str | None, poll_interval: float, scope: str | None, impact_file: str | None) -> None:
     """Run the decision service (Starlette on uvicorn) from a verified bundle.
 
     Endpoints: POST /v1/decisions, GET /v1/bundle (ETag, 304), GET /v1/policy, GET /healthz, GET /metrics,
     GET /openapi.json. A changed bundle is verified and swapped in atomically; a bad one is logged and the
-    last good one keeps serving.
+    last good one keeps serving. Read-only pages for people at /ui/: the handbook, try a lead, impact reports.
 
     \b
     Example:
@@ -553,6 +554,13 @@ def serve_cmd(bundle_file: str | None, watch_dir: str | None, key_path: str, hos
         _bundle_fail(exc)
     except OSError as exc:
         fail(f"cannot open the decision log {decision_log}: {exc.strerror}")
+    if impact_file:
+        from engine.web import attach_impact_report
+
+        try:
+            attach_impact_report(app, impact_file)
+        except ValueError as exc:
+            fail(str(exc))
     click.echo(f"leadops decision service on http://{host}:{port} (OpenAPI at /openapi.json)", err=True)
     run(app, host=host, port=port)
 

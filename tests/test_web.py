@@ -3,6 +3,7 @@ try a lead, the handbook, the impact report viewer, and the offline HTML report.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from datetime import datetime
@@ -162,3 +163,25 @@ def test_pages_are_locked_down_and_the_api_is_unchanged(server) -> None:
         assert c.get("/ui/calendar/brisbane", params={"from": "soon", "to": NOW}).status_code == 400
         paths = set(c.get("/openapi.json").json()["paths"])
         assert not any(p.startswith("/ui") for p in paths)
+
+
+def test_impact_page_shows_the_report_the_server_was_started_with(tmp_path, known_diff) -> None:
+    from click.testing import CliRunner
+
+    from cli import cli
+    from engine.web import attach_impact_report
+
+    keys = generate_keypair(tmp_path, "web2")
+    bundle = tmp_path / "bundle.tar.gz"
+    bundle.write_bytes(signed_bundle(keys, "rev-web2", 1))
+    report = tmp_path / "impact.json"
+    report.write_text(json.dumps(known_diff))
+    app = create_app(bundle, keys.public_path, watch=False)
+    attach_impact_report(app, str(report))
+    with BackgroundServer(app) as srv, httpx.Client(base_url=srv.url, timeout=10) as c:
+        text = c.get("/ui/impact").text
+    assert "impact.json" in text and html.escape(known_diff["headline"]) in text and "<h2>Funnel</h2>" in text
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"leads": []}')
+    r = CliRunner().invoke(cli, ["serve", "--bundle", str(bundle), "--key", str(keys.public_path), "--impact", str(bad)])
+    assert r.exit_code == 1 and "bad.json: not a `leadops diff --format json` result" in r.output

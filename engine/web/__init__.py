@@ -63,6 +63,22 @@ def _unavailable() -> HTMLResponse:
     return response
 
 
+def attach_impact_report(app: Any, path: str) -> None:
+    """Show a `leadops diff --format json` file on /ui/impact (`leadops serve --impact FILE`); rendered once, now,
+    so a bad file is refused at start-up (ValueError with the reason) rather than on a page view."""
+    from pathlib import Path
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read the impact report {path}: {exc.strerror}") from None
+    try:
+        rendered = report_body(jsonstrict.loads(data))
+    except ValueError as exc:  # malformed JSON or ImpactDocumentError
+        raise ValueError(f"{path}: {exc}") from None
+    app.state.impact_report = (Path(path).name, rendered)
+
+
 def routes(service: Any) -> list[Route]:
     """The /ui/ routes for a `PolicyService` (engine/server.py appends them to the JSON API's routes)."""
 
@@ -109,7 +125,15 @@ the JSON box. The lead is decided by the served policy <code>{html.escape(active
         return _frame("leadops: try a lead", "/ui/try", body, "try.js")
 
     async def impact_page(request: Request) -> Response:
-        body = """<h1>Impact report</h1>
+        served = getattr(request.app.state, "impact_report", None)
+        if served is not None:
+            name, rendered = served
+            body = (f'<p class="meta">The report this service was started with (<code>{html.escape(name)}</code>); '
+                    f'<a href="#impact-form">open another one</a> below.</p><section aria-label="Served impact report">'
+                    f"{rendered}</section><hr>")
+        else:
+            body = ""
+        body += """<h1>Impact report</h1>
 <p>Open a <code>leadops diff --format json</code> result (from CI or your machine) to read it as approvers do.</p>
 <form id="impact-form">
 <div><label for="impact-file">Report file (.json)</label> <input type="file" id="impact-file" accept=".json,application/json"></div>
