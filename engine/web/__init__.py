@@ -145,6 +145,23 @@ the JSON box. The lead is decided by the served policy <code>{html.escape(active
 <section id="report" tabindex="-1" aria-label="Impact report"></section>"""
         return _frame("leadops: impact report", "/ui/impact", body, "impact.js")
 
+    async def rule_words(request: Request) -> Response:
+        """The handbook's words per scoring rule, routing rule and stage, for the try page's tables."""
+        active = service.active
+        if active is None:
+            return _problem(503, "no verified bundle is loaded yet")
+        words: dict[str, dict[str, str]] = {"score": {}, "route": {}, "stage": {}}
+        for section in handbook(active.policy_set, _bundle_date(active)).sections:
+            for entry in section.rows:
+                kind, _, rest = entry.key.partition(":")
+                if kind == "scoring":
+                    words["score"][rest.partition(":")[2]] = entry.cells[1]
+                elif kind == "route":
+                    words["route"][rest] = entry.cells[2]
+                elif kind == "stage":
+                    words["stage"][rest] = entry.cells[3]
+        return JSONResponse(words, headers=HEADERS)
+
     async def render_impact(request: Request) -> Response:
         data = b""
         async for chunk in request.stream():
@@ -206,6 +223,7 @@ the JSON box. The lead is decided by the served policy <code>{html.escape(active
         Route("/ui/impact", impact_page, methods=["GET"]),
         Route("/ui/impact/render", render_impact, methods=["POST"]),
         Route("/ui/calendar/{cid}", calendar_days, methods=["GET"]),
+        Route("/ui/rules", rule_words, methods=["GET"]),
         Route("/ui/assets/try.js", asset(TRY_JS), methods=["GET"]),
         Route("/ui/assets/impact.js", asset(IMPACT_JS), methods=["GET"]),
     ]

@@ -87,6 +87,10 @@ TRY_JS = r"""
     return lead;
   }
 
+  var words = {score: {}, route: {}, stage: {}};  // the handbook's phrasing of each rule (GET /ui/rules)
+  var wordsReady = fetch("/ui/rules").then(function (r) { return r.ok ? r.json() : null; })
+    .then(function (w) { if (w) { words = w; } }, function () { /* the decision still shows, without words */ });
+
   function label(stage) { return stage.length <= 3 ? stage.toUpperCase() : stage.charAt(0).toUpperCase() + stage.slice(1); }
 
   function strip(sla, cal) {
@@ -161,17 +165,19 @@ TRY_JS = r"""
     out.appendChild(el("h2", {id: "stage"}, ["Stage: " + label(stage.to) + " (" + stage.to + ")"]));
     out.appendChild(el("p", {}, [stage.changed ? "Moves from " + label(stage.from) + " to " + label(stage.to)
                                  + (stage.rule ? " by " + stage.rule : "") + "." : "Stays in " + label(stage.to) + "."]));
+    if (words.stage[stage.to]) { out.appendChild(el("p", {class: "small"}, [label(stage.to) + ": " + words.stage[stage.to] + "."])); }
     var score = d.score;
     var groups = Object.keys(score.groups || {}).map(function (g) { return g + " " + score.groups[g]; }).join(", ");
     out.appendChild(el("h2", {}, ["Score: " + score.total + (score.grade ? " (grade " + score.grade + ")" : "")]));
     out.appendChild(el("p", {}, [groups]));
-    out.appendChild(table(["rule", "group", "points", "why"], (score.fired || []).map(function (f) {
-      return [f.rule, f.group, f.points, f.why];
+    out.appendChild(table(["rule", "group", "points", "when (the handbook's words)", "as evaluated"], (score.fired || []).map(function (f) {
+      return [f.rule, f.group, f.points, words.score[f.rule] || "—", f.why];
     })));
     var r = d.route;
     out.appendChild(el("h2", {}, ["Route: " + (r.team ? "team " + r.team : r.queue ? "queue " + r.queue : "owner")
                                   + (r.owner ? " → " + r.owner : "")]));
-    out.appendChild(el("p", {}, ["Routing rule " + r.rule + (r.fallback ? " (fallback)" : "") + "."]));
+    out.appendChild(el("p", {}, ["Routing rule " + r.rule + (r.fallback ? " (fallback)" : "")
+                                 + (words.route[r.rule] ? ": when " + words.route[r.rule] : "") + "."]));
     var slaSection = el("section", {"aria-labelledby": "sla-h"}, [el("h2", {id: "sla-h"}, ["SLAs: " + (d.slas || []).length])]);
     out.appendChild(slaSection);
     showSlas(d, slaSection);
@@ -190,7 +196,9 @@ TRY_JS = r"""
     var now = document.getElementById("now").value.trim();
     if (now) { body.now = now; }
     say("Deciding…", false);
-    fetch("/v1/decisions", {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body)})
+    wordsReady.then(function () {
+      return fetch("/v1/decisions", {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body)});
+    })
       .then(function (resp) { return resp.json().then(function (doc) { return [resp.status, doc]; }); })
       .then(function (res) {
         if (res[0] !== 200) {
