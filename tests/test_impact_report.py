@@ -139,3 +139,10 @@ def test_html_report_is_self_contained_and_escapes_lead_data(sql_and_seq) -> Non
 def test_html_refuses_documents_of_the_wrong_shape(doc, words) -> None:
     with pytest.raises(ImpactDocumentError, match=re.escape(words)):
         report_body(doc)
+
+
+def test_html_report_is_the_same_bytes_for_the_same_inputs() -> None:
+    head = head_with(SQL_60)
+    leads = list(iter_lead_texts(SCENARIO_LEADS))
+    first, second = (report_page(report_for(head, leads).to_dict()) for _ in range(2))
+    assert first == second
