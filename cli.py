@@ -521,13 +521,14 @@ def bundle_verify(bundle_file: str, key_path: str, min_sequence: int | None, sco
 @click.option("--poll-interval", default=1.0, show_default=True, type=click.FloatRange(0.05, 3600),
               help="Seconds between checks for a new bundle.")
 @click.option("--scope", help="Require this scope claim in bundle signatures.")
+@click.option("--impact", "impact_file", metavar="FILE.json", help="Show this `leadops diff --format json` result on /ui/impact.")
 def serve_cmd(bundle_file: str | None, watch_dir: str | None, key_path: str, host: str, port: int,
-              decision_log: str | None, poll_interval: float, scope: str | None) -> None:
+              decision_log: str | None, poll_interval: float, scope: str | None, impact_file: str | None) -> None:
     """Run the decision service (Starlette on uvicorn) from a verified bundle.
 
     Endpoints: POST /v1/decisions, GET /v1/bundle (ETag, 304), GET /v1/policy, GET /healthz, GET /metrics,
     GET /openapi.json. A changed bundle is verified and swapped in atomically; a bad one is logged and the
-    last good one keeps serving.
+    last good one keeps serving. Read-only pages for people at /ui/: the handbook, try a lead, impact reports.
 
     \b
     Example:
@@ -553,6 +554,13 @@ def serve_cmd(bundle_file: str | None, watch_dir: str | None, key_path: str, hos
         _bundle_fail(exc)
     except OSError as exc:
         fail(f"cannot open the decision log {decision_log}: {exc.strerror}")
+    if impact_file:
+        from engine.web import attach_impact_report
+
+        try:
+            attach_impact_report(app, impact_file)
+        except ValueError as exc:
+            fail(str(exc))
     click.echo(f"leadops decision service on http://{host}:{port} (OpenAPI at /openapi.json)", err=True)
     run(app, host=host, port=port)
 
@@ -702,7 +710,9 @@ def _git_fail(exc: PolicyError) -> None:
 @click.option("--leads", "lead_files", metavar="FILE", multiple=True,
               help="Leads to compare on: .json (one lead) or .jsonl / - (one per line); repeatable (default: the leads of the scenarios).")
 @click.option("--now", metavar="ISO8601", help="The decision time for both revisions (default: the current UTC time).")
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json", "html"]), default="text", show_default=True,
+              help="html: one self-contained page (inline CSS, no scripts, opens offline).")
+@click.option("--redact", is_flag=True, help="Example leads show initials instead of people's names.")
 @click.option("--max-changed", type=click.FloatRange(0, 100), metavar="PCT",
               help="Exit 1 when more than PCT% of leads change stage or route (default: guard.max_changed_percent of leadops.yaml).")
 @click.option("--acknowledge", is_flag=True, help="The blast radius is intended: report it but do not fail (CI sets it from a PR label).")
@@ -710,12 +720,14 @@ def _git_fail(exc: PolicyError) -> None:
 @click.option("--jobs", type=click.IntRange(0, 256), default=0, show_default=True,
               help="Worker processes for large lead files (0: automatic).")
 def diff_cmd(base_rev: str, head_rev: str | None, policies: str, lead_files: tuple[str, ...], now: str | None, fmt: str,
-             max_changed: float | None, acknowledge: bool, examples: int, jobs: int) -> None:
+             redact: bool, max_changed: float | None, acknowledge: bool, examples: int, jobs: int) -> None:
     """Semantic diff and impact report of a policy change, from git revisions.
 
-    Lists the policy changes in words (rules added, removed, re-ordered; points, thresholds, windows, SLA hours,
-    calendars) and evaluates both revisions on the same leads: stage from→to, route, grade, score and SLA due
-    changes with example leads and the rules responsible. --format markdown is made for a pull-request comment.
+    Lists the policy changes in words (the handbook's sentences that change first; then rules added, removed,
+    re-ordered; points, thresholds, windows, SLA hours, calendars) and evaluates both revisions on the same
+    leads: the funnel per stage and week, each team's and rep's leads and SLA clocks, stage from→to, route,
+    grade, score near every moved cut-off and SLA due changes, with example leads (name, company, score) and
+    the rules responsible. --format markdown is made for a pull-request comment, --format html for a page.
     Leads: the files given with --leads (JSON, JSON Lines or - for stdin), else every lead of the scenarios
     (scenarios/leads/*.json and the leads written inside scenario files). Exit 1 when more leads change stage
     or route than the blast-radius guard allows (unless --acknowledge); exit 2 when some leads could not be
@@ -741,6 +753,10 @@ def diff_cmd(base_rev: str, head_rev: str | None, policies: str, lead_files: tup
     except PolicyError as exc:
         _git_fail(exc)
     changes = semantic_diff(base_ps.model, head_ps.model)
+    from engine import handbook as hb
+    from engine.thresholds import changed_thresholds
+
+    in_words = [c.to_dict() for c in hb.diff_handbooks(hb.handbook(base_ps, when.date()), hb.handbook(head_ps, when.date()))]
     paths = list(lead_files)
     scenario_items = [] if paths else default_leads(policies)
     source = ", ".join(Path(p).name if p != "-" else "stdin" for p in lead_files[:3]) + (" …" if len(lead_files) > 3 else "") \
@@ -760,9 +776,14 @@ def diff_cmd(base_rev: str, head_rev: str | None, policies: str, lead_files: tup
     command = " ".join(["leadops diff", f"--base {base_rev}"] + ([f"--head {head_rev}"] if head_rev else [])
                        + [f"--leads {p}" for p in lead_files] + [f"--now {when.isoformat()}", "--format markdown"])
     report = Report(base_src.label, head_src.label if head_rev else head_src.label, base_ps.revision, head_ps.revision,
-                    when, changes, impact, source, min(limits) if limits else None, acknowledge, command)
+                    when, changes, impact, source, min(limits) if limits else None, acknowledge, command,
+                    in_words, changed_thresholds(base_ps.model, head_ps.model), redact)
     if fmt == "json":
         click.echo(render.to_json(report.to_dict()))
+    elif fmt == "html":
+        from engine.impact_html import report_page
+
+        click.echo(report_page(report.to_dict()), nl=False)
     elif fmt == "markdown":
         click.echo(report.markdown(), nl=False)
     else:
@@ -773,6 +794,46 @@ def diff_cmd(base_rev: str, head_rev: str | None, policies: str, lead_files: tup
     if impact is not None and impact.errors:
         click.echo(f"{plural(impact.errors, 'lead')} could not be evaluated (see the report); exit 2 = partial", err=True)
         raise SystemExit(2)
+
+
+@cli.command("handbook")
+@policy_options
+@click.option("--format", "fmt", type=click.Choice(["markdown", "html"]), default="markdown", show_default=True)
+@click.option("--as-of", "as_of", metavar="YYYY-MM-DD",
+              help="First day of the year of holidays listed (default: the revision's commit date; today outside git).")
+@click.option("--out", "out_file", metavar="FILE", help="Write the handbook here instead of stdout.")
+def handbook_cmd(policies: str | None, rev: str | None, fmt: str, as_of: str | None, out_file: str | None) -> None:
+    """The policy set as plain-language rules of engagement, for the people who sign it.
+
+    Who the ideal customer is (fit points), what makes an MQL and an SQL, hand-backs and reason codes, who gets
+    which lead, how fast sales follows up (SLAs, business hours, the coming year's holidays, escalations) and
+    who owns each area. Conditions read as words, with labels from the lead schema; anything without a phrase
+    is shown as written. The same revision always gives the same bytes.
+
+    \b
+    Example:
+      leadops handbook --rev main --format html --out handbook.html
+    """
+    from datetime import date
+
+    from engine import gitops
+    from engine import handbook as hb
+
+    try:
+        src = gitops.open_source(policies, rev)
+        ps = gitops.load_source(src)
+        day = date.fromisoformat(as_of) if as_of else (hb.revision_date(src, gitops.split_spec(policies, rev)[1])
+                                                       or hb.today_utc())
+    except PolicyError as exc:
+        _git_fail(exc)
+    except ValueError:
+        raise click.BadParameter(f"'{as_of}' is not a date (YYYY-MM-DD)", param_hint="--as-of") from None
+    book = hb.handbook(ps, day)
+    text = hb.to_html(book) if fmt == "html" else hb.to_markdown(book)
+    if out_file:
+        Path(out_file).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
 
 
 @cli.command("approvals")

@@ -587,6 +587,9 @@ def create_app(
         Route("/metrics", get_metrics, methods=["GET"]),
         Route("/openapi.json", get_openapi, methods=["GET"]),
     ]
+    from engine.web import routes as web_routes  # the read-only pages (/ui/): handbook, try a lead, impact
+
+    routes += web_routes(service)
     app = Starlette(
         routes=routes,
         exception_handlers={_ApiError: api_error, HTTPException: http_error, Exception: internal_error},

@@ -165,11 +165,11 @@ def test_stage_matrix_and_text_follow_the_policy_stage_order() -> None:
         imp.add("l", f"L{i}", out(a), out(b), {})
     rep = Report("main", "wt", "a", "b", NOW, [], imp, "t", None)
     md = rep.markdown()
-    assert "| before ↓ / after → | lead | MQL | SQL |" in md  # pipeline order, not by lead count
+    assert "| before ↓ / after → | Lead | MQL | SQL |" in md  # pipeline order, not by lead count
     rows = [line.split(" | ")[0] for line in md.splitlines() if line.startswith("| **")]
-    assert rows == ["| **lead**", "| **SQL**", "| **nurture**"]  # pipeline, then detours
+    assert rows == ["| **Lead**", "| **SQL**", "| **Nurture**"]  # pipeline, then detours; business names
     text = rep.text()
-    assert text.index("lead → SQL: 3") < text.index("SQL → MQL: 1") < text.index("nurture → lead: 2")
+    assert text.index("Lead → SQL: 3") < text.index("SQL → MQL: 1") < text.index("Nurture → Lead: 2")
 
 
 # ------------------------------------------------------------------------------------------- CLI, real git
