@@ -96,8 +96,29 @@ def test_none_rejected_with_hint() -> None:
 def test_method_call_hint_names_helper() -> None:
     err = reject('lead.email.endswith(".edu")')
     assert err.code == "EXPR002"
-    assert "endswith(lead.email, ...)" in err.hint
-    assert "lower(lead.email)" in reject("lead.email.lower()").hint
+    assert err.hint.endswith('endswith(lead.email, ".edu")')
+    assert reject("lead.email.lower()").hint.endswith("lower(lead.email)")
+
+
+@pytest.mark.parametrize(
+    ("source", "rewritten"),
+    [
+        ('lead.email.lower().endswith("x")', 'endswith(lower(lead.email), "x")'),
+        ("lead.company.name.strip().upper().startswith('AC')", "startswith(upper(strip(lead.company.name)), 'AC')"),
+        ('lead.email.casefold() == "a@b.c"', "lower(lead.email)"),
+    ],
+)
+def test_method_call_hint_is_itself_a_valid_expression(source: str, rewritten: str) -> None:
+    """The hint is the call rewritten with helpers, and the rewrite parses (a hint that is rejected sends the
+    author in a circle)."""
+    hint = reject(source).hint
+    assert hint.endswith(rewritten)
+    parse(rewritten)
+
+
+def test_method_without_exact_helper_gets_no_invalid_code_in_its_hint() -> None:
+    hint = reject('lead.email.lower().count("a") > 1').hint
+    assert "contains()" in hint and "..." not in hint and "lead.email" not in hint
 
 
 @pytest.mark.parametrize(

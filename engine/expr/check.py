@@ -362,7 +362,7 @@ class Checker:
     def visit_Call(self, node: ast.Call) -> Type:
         func = node.func
         if not isinstance(func, ast.Name):  # the parser already rejects method calls
-            raise self.fail(EXPR_FORBIDDEN, "method calls are not allowed", node, sandbox.method_hint(func))
+            raise self.fail(EXPR_FORBIDDEN, "method calls are not allowed", node, sandbox.method_hint(node, self.source))
         helper = HELPERS.get(func.id)
         if helper is None:
             if func.id in self.names:

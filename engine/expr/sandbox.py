@@ -391,7 +391,7 @@ def _check_whitelist(source: str, tree: ast.AST) -> None:
             if not isinstance(func, ast.Name):
                 raise ExpressionError(
                     EXPR_FORBIDDEN, "method calls are not allowed", node_column(source, func) or column,
-                    method_hint(func),
+                    method_hint(node, source),
                 )
             for kw in node.keywords:  # type: ignore[attr-defined]
                 if kw.arg is None:
@@ -461,14 +461,51 @@ STRING_METHOD_HELPERS = {
 }  # fmt: skip
 
 
-def method_hint(func: ast.AST) -> str:
+# method -> (helper, number of arguments) where the helper means exactly the same: safe to rewrite in a hint
+EXACT_METHOD_HELPERS = {
+    "lower": ("lower", 0), "casefold": ("lower", 0), "upper": ("upper", 0), "strip": ("strip", 0),
+    "endswith": ("endswith", 1), "startswith": ("startswith", 1),
+}  # fmt: skip
+
+
+class _NoRewrite(Exception):
+    pass
+
+
+def _as_helpers(node: ast.AST, source: str) -> str:
+    """`x.lower().endswith(y)` -> `endswith(lower(x), y)`, keeping the author's own text for everything else
+    (their quotes too); _NoRewrite when a method has no exact helper."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        helper, arity = EXACT_METHOD_HELPERS.get(node.func.attr, (None, -1))
+        if helper is None or len(node.args) != arity or node.keywords:
+            raise _NoRewrite
+        parts = [_as_helpers(node.func.value, source)] + [_as_helpers(a, source) for a in node.args]
+        return f"{helper}({', '.join(parts)})"
+    if any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) for n in ast.walk(node)):
+        raise _NoRewrite  # a method call deeper inside an argument: not worth a partial rewrite
+    return ast.get_source_segment(source, node) or ast.unparse(node)
+
+
+def method_rewrite(call: ast.Call, source: str = "") -> str | None:
+    """The method call written with helpers, only if the result is itself an allowed expression."""
+    try:
+        text = _as_helpers(call, source)
+        parse_checked(text)
+    except (_NoRewrite, ExpressionError, SyntaxError, ValueError, RecursionError):
+        return None
+    return text
+
+
+def method_hint(call: ast.AST, source: str = "") -> str:
+    """A hint for a method call: the same call written with helpers when that is exact, else the helper's name."""
+    func = call.func if isinstance(call, ast.Call) else call
+    rewritten = method_rewrite(call, source) if isinstance(call, ast.Call) else None
+    if rewritten:
+        return f"call the helper instead: {rewritten}"
     if isinstance(func, ast.Attribute):
         helper = STRING_METHOD_HELPERS.get(func.attr)
-        target = ast.unparse(func.value)
         if helper:
-            return f"use the helper {helper}({target}, ...)" if helper not in ("lower", "upper", "strip") else (
-                f"use the helper {helper}({target})"
-            )
+            return f"methods cannot be called; use the helper {helper}() (see README: Expressions)"
         if func.attr == "format":
             return "string formatting is not available; compare values or join strings with +"
     return "only the helper functions can be called, e.g. lower(lead.email)"
