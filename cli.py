@@ -768,7 +768,8 @@ def diff_cmd(base_rev: str, head_rev: str | None, policies: str, lead_files: tup
     else:
         click.echo(report.text())
     if report.blocked:
-        click.echo(f"error: {report.guard_line()}", err=True)
+        if fmt == "json":  # text and markdown reports already end with the guard line: say it once
+            click.echo(f"error: {report.guard_line()}", err=True)
         raise SystemExit(1)
     if impact is not None and impact.errors:
         click.echo(f"{plural(impact.errors, 'lead')} could not be evaluated (see the report); exit 2 = partial", err=True)
