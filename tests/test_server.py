@@ -89,12 +89,12 @@ def expected_decision(files: dict[str, bytes], revision: str, lead: dict, now: d
 # --------------------------------------------------------------------------------------------- endpoints
 
 
-def test_healthz_and_policy(service):
+def test_healthz_and_policy(service, keys):
     c = service["client"]
     r = c.get("/healthz")
     assert r.status_code == 200 and r.json()["status"] == "ok" and r.json()["revision"] == "rev-a"
     info = c.get("/v1/policy").json()
-    assert info["revision"] == "rev-a" and info["sequence"] == 1 and info["key_id"] == "svc"
+    assert info["revision"] == "rev-a" and info["sequence"] == 1 and info["key_id"] == keys.key_id
     assert info["policy_version"] == "test" and not info["expired"]
     assert "policies/scoring.yaml" in info["files"]
 
@@ -305,7 +305,12 @@ def test_refuses_to_start_on_an_unverified_bundle(keys, tmp_path):
         create_app(path, keys.public_path)
     assert "missing-signature" in str(exc.value)
     other = generate_keypair(tmp_path / "other", "svc")
-    path.write_bytes(signed_bundle(other, "wrong-key", 1))
+    path.write_bytes(signed_bundle(other, "wrong-key", 1))  # kid: the other key's own thumbprint
+    with pytest.raises(BundleError) as exc:
+        create_app(path, keys.public_path)
+    assert "unknown-key" in str(exc.value)
+    unsigned = build_bundle(policy_files(), "wrong-key", policy_version="1")
+    path.write_bytes(sign_bundle(unsigned, other.private_path, "svc", 1))  # the trusted key's name as kid
     with pytest.raises(BundleError) as exc:
         create_app(path, keys.public_path)
     assert "bad-signature" in str(exc.value)
