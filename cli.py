@@ -916,28 +916,43 @@ def codeowners_cmd(policies: str, output: str | None, check: bool) -> None:
 @cli.command("init")
 @click.argument("directory", metavar="DIR")
 @click.option("--name", help="Policy set name (default: from DIR).")
-@click.option("--git/--no-git", "use_git", default=True, show_default=True, help="Run `git init` in DIR.")
-def init_cmd(directory: str, name: str | None, use_git: bool) -> None:
+@click.option("--example", is_flag=True, help="Copy the full Acme example (policies, 15 sample leads, 5 scenario files) instead of the starter set.")
+@click.option("--country", metavar="CC", help="Public holidays of this ISO country code for the starter calendar (e.g. US).")
+@click.option("--subdivision", metavar="CODE", help="Holidays of this state/region too (e.g. NY); needs --country.")
+@click.option("--time-zone", metavar="ZONE", help="IANA time zone of the starter calendar (e.g. America/New_York; default: the country's only zone, else UTC).")
+# (a --crm hubspot|salesforce option, choosing the lead schema, goes here and through to scaffold())
+@click.option("--git/--no-git", "use_git", default=True, show_default=True, help="Run `git init` in DIR (branch main).")
+def init_cmd(directory: str, name: str | None, example: bool, country: str | None, subdivision: str | None,
+             time_zone: str | None, use_git: bool) -> None:
     """Scaffold a new policy repository that validates and passes its own tests immediately.
 
-    Writes policies/, schemas/, scenarios/, .github/workflows/ (pull request and release), .github/CODEOWNERS,
-    .pre-commit-config.yaml, README.md and .gitignore, copied from leadops' own example repository.
+    Writes a small starter policy set (every value to replace marked PLACEHOLDER) with one passing scenario,
+    its calendar in your region; or, with --example, leadops' full worked example. Plus schemas/, the policy
+    CI workflows, .github/CODEOWNERS, .pre-commit-config.yaml, README.md and a .gitignore that keeps private
+    keys, bundles and caches out of git; `git init` on branch main.
 
     \b
     Example:
-      leadops init revenue-policies && cd revenue-policies && leadops validate && leadops test
+      leadops init revenue-policies --country US --subdivision NY --time-zone America/New_York && cd revenue-policies && leadops test
     """
-    from engine.scaffold import ScaffoldError, scaffold
+    from engine.scaffold import RegionError, ScaffoldError, check_region, scaffold
 
+    region = None
     try:
-        done = scaffold(directory, name=name, git=use_git)
+        if country or subdivision or time_zone:
+            region = check_region(country, subdivision, time_zone)
+        done = scaffold(directory, name=name, git=use_git, example=example, region=region)
+    except RegionError as exc:
+        raise click.BadParameter(str(exc), param_hint=exc.option) from None
     except ScaffoldError as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot write {directory}: {exc.strerror}")
     except PolicyError as exc:  # pragma: no cover - the templates are tested
         _git_fail(exc)
-    click.echo(f"{directory}: new policy repository ({len(done.files)} files{', git initialised' if done.git else ''})")
+    click.echo(f"{directory}: new policy repository ({len(done.files)} files{', git initialised on main' if done.git else ''})")
+    if not example:
+        click.echo("replace the PLACEHOLDER values: grep -rn PLACEHOLDER policies scenarios")
     click.echo(f"next: cd {directory} && leadops validate && leadops test && git add -A && git commit -m 'Policy set'")
 
 

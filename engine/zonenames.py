@@ -67,6 +67,22 @@ def _country_zones() -> dict[str, tuple[str, ...]]:
     return {}
 
 
+# Zones most people of a multi-zone country mean: listed first when a country's zones are suggested.
+MAIN_ZONES = frozenset(CITY_ZONES.values()) | {
+    "America/New_York", "America/Chicago", "America/Denver", "America/Phoenix", "America/Los_Angeles",
+    "America/Anchorage", "Pacific/Honolulu", "America/Halifax", "America/Winnipeg", "America/Vancouver",
+    "Australia/Perth", "Australia/Adelaide", "Australia/Darwin", "Australia/Melbourne", "Australia/Brisbane",
+    "America/Mexico_City", "Europe/Madrid", "Asia/Jakarta",
+}
+
+
+def country_zones(country: str) -> tuple[str, ...]:
+    """The IANA zones of an ISO 3166 country, main zones first (empty when unknown or the platform ships no
+    zone.tab)."""
+    zones = _country_zones().get(country.upper(), ())
+    return tuple(sorted(zones, key=lambda z: (z not in MAIN_ZONES, zones.index(z))))
+
+
 def is_zone(name: str) -> bool:
     return name in available_timezones()
 
@@ -77,7 +93,7 @@ def zone_hint(zone: str, country: str | None = None) -> str:
     if city:
         suggestion = f"did you mean '{city}'? "
     else:
-        in_country = _country_zones().get((country or "").upper(), ())
+        in_country = country_zones(country or "")
         close = difflib.get_close_matches(zone, sorted(available_timezones()), n=1, cutoff=0.8)
         if close:
             suggestion = f"did you mean '{close[0]}'? "
