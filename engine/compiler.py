@@ -449,7 +449,7 @@ class Compiler:
     def compile_parts(self, scoring: Scoring | None, stages: Stages | None, routing: tuple[RouteRule, ...] | None,
                       slas: tuple[Sla, ...] | None, lead_type: Any) -> None:
         """Compile every expression of the parts given (None: that file is broken and already reported)."""
-        scopes = build_scopes(scoring, lead_type)
+        scopes = build_scopes(scoring, lead_type, stages)
         if scoring is not None:
             for group in scoring.groups:
                 for rule in group.rules:
@@ -520,20 +520,21 @@ def activity_types(lead_type: Any) -> tuple[str, ...] | None:
     return getattr(type_field, "enum", None)
 
 
-def build_scopes(scoring: Scoring | PolicyModel | None, lead_type: Any) -> dict[str, Scope]:
+def build_scopes(scoring: Scoring | PolicyModel | None, lead_type: Any, stages: Stages | None = None) -> dict[str, Scope]:
     """The names each kind of expression may use, with their types (checked at load time).
 
-    Takes the scoring part (or a whole model): the `score` object's fields are the declared score groups.
+    Takes the scoring part (or a whole model): the `score` object's fields are the declared score groups, and
+    `stage` is one of the declared stage ids (so `stage == "SQL"` is refused with "did you mean 'sql'?").
     """
     if isinstance(scoring, PolicyModel):
-        scoring = scoring.scoring
+        scoring, stages = scoring.scoring, stages or scoring.stages
     groups = scoring.groups if scoring is not None else ()
     score_type = T.ObjectType({
         "total": T.NUMBER, "grade": T.STRING,
         **{g.id: T.NUMBER for g in groups},
         **{f"{g.id}_grade": T.STRING for g in groups},
     }, open=False)
-    stage_type = T.STRING
+    stage_type = T.StringType(enum=tuple(stages.by_id())) if stages is not None else T.STRING
     activities = lead_type.props.get("activities") if hasattr(lead_type, "props") else None
     activity_type = getattr(activities, "item", T.ANY)
     base = {"lead": lead_type, "now": T.DATETIME}

@@ -76,3 +76,25 @@ def test_method_call_hint_is_accepted_by_the_checker(example_set, method: str) -
     suggestion = d.hint.rsplit(": ", 1)[1]
     assert suggestion == original
     example_set.patch("scoring.yaml", method, suggestion).load()
+
+
+def test_stage_literal_in_the_wrong_case_is_refused_with_the_id(example_set) -> None:
+    """`stage` is one of the declared stage ids: a literal no stage has can never match (a silent bug before)."""
+    example_set.patch("routing.yaml", 'stage in ["nurture", "recycled",', 'stage in ["Nurture", "recycled",')
+    d = only(example_set.diagnostics(), "EXPR005")
+    assert "'Nurture' is not an allowed value of stage" in d.message
+    assert d.hint.startswith("did you mean 'nurture'?")
+
+
+def test_scenario_reference_in_the_wrong_case_offers_the_id(example_set) -> None:
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    scen = example_set.root / "scenarios"
+    scen.mkdir()
+    (scen / "case.yaml").write_text(
+        "kind: scenarios\ndefaults: {now: 2026-11-23T09:00:00+10:00}\nscenarios:\n"
+        "  - name: wrong case\n    lead: {id: L-1, email: a@b.com}\n    expect:\n      route.team: ANZ-Enterprise\n")
+    r = CliRunner().invoke(cli, ["test", str(scen), "--policies", str(example_set.policies)])
+    assert r.exit_code == 1 and "did you mean 'anz-enterprise'?" in r.output, r.output

@@ -283,7 +283,8 @@ class Checker:
             self._constraint_literal_check(value_node, value_type, literal_node, literal)
             return
         owner = getattr(value_node, "lo_path", None) or self.text(value_node)
-        close = difflib.get_close_matches(literal, value_type.enum, n=1, cutoff=0.6)
+        same_but_case = [v for v in value_type.enum if v.casefold() == literal.casefold()]
+        close = same_but_case or difflib.get_close_matches(literal, value_type.enum, n=1, cutoff=0.6)
         hint = (f"did you mean {close[0]!r}? " if close else "") + "allowed values: " + ", ".join(
             repr(v) for v in value_type.enum
         )
