@@ -301,3 +301,11 @@ def test_token_soup_only_raises_expression_errors(source: str) -> None:
 @given(st.text(max_size=60))
 def test_arbitrary_text_only_raises_expression_errors(source: str) -> None:
     _only_expression_errors(source)
+
+
+@pytest.mark.parametrize(("source", "column"), [("0\r0", 3), ("0\r\n0", 4), ("(1 +\r 2) 3", 10)])
+def test_syntax_error_column_after_a_carriage_return(source: str, column: int) -> None:
+    """Python breaks lines at a lone \\r too: the column still points into the expression (it was 0 before,
+    found by the fuzz test below on a fresh machine)."""
+    err = reject(source)
+    assert err.code == "EXPR001" and err.column == column, (err.column, err.message)

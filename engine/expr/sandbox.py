@@ -28,6 +28,7 @@ from __future__ import annotations
 import ast
 import io
 import keyword
+import re
 import tokenize
 import unicodedata
 from typing import Any
@@ -225,19 +226,33 @@ MISSING = _MissingType()
 # Text rules applied before ast.parse
 
 
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+def _lines(source: str) -> list[tuple[int, str]]:
+    """(0-based character offset, text) of each line, split as Python's tokenizer splits them: at \n, \r\n
+    and a lone \r (so line numbers from ast/tokenize land on the right line)."""
+    out, start = [], 0
+    for m in _NEWLINE.finditer(source):
+        out.append((start, source[start:m.start()]))
+        start = m.end()
+    out.append((start, source[start:]))
+    return out
+
+
 def char_offset(source: str, lineno: int, col_offset_bytes: int) -> int:
     """1-based character offset in `source` of an ast/tokenize position (line 1-based, UTF-8 byte col)."""
-    lines = source.split("\n")
+    lines = _lines(source)
     if lineno < 1 or lineno > len(lines):
         return 0
-    before = sum(len(line) + 1 for line in lines[: lineno - 1])
-    line = lines[lineno - 1]
+    before, line = lines[lineno - 1]
     col_chars = len(line.encode("utf-8")[:col_offset_bytes].decode("utf-8", "ignore"))
     return before + col_chars + 1
 
 
 def _token_offset(source: str, lineno: int, col_chars: int) -> int:
-    """1-based character offset of a tokenize position (tokenize columns are in characters)."""
+    """1-based character offset of a tokenize position (tokenize columns are in characters; its lines, read
+    through StringIO.readline, end at \n only)."""
     lines = source.split("\n")
     return sum(len(line) + 1 for line in lines[: lineno - 1]) + col_chars + 1
 
@@ -337,8 +352,8 @@ def parse_checked(source: str) -> ast.Expression:
 
 def _byte_col(source: str, lineno: int, offset_chars: int) -> int:
     """SyntaxError.offset is 1-based characters (str input); convert to a 0-based UTF-8 byte column."""
-    lines = source.split("\n")
-    line = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
+    lines = _lines(source)
+    line = lines[lineno - 1][1] if 0 < lineno <= len(lines) else ""
     return len(line[: max(offset_chars - 1, 0)].encode("utf-8"))
 
 
