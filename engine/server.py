@@ -502,7 +502,7 @@ def create_app(
             if len(leads) > max_batch:
                 raise _ApiError(413, "batch-too-large", f"{len(leads)} leads; the limit per request is {max_batch}")
         results = service.decide(active, leads, now, explain)
-        meta = {"revision": active.revision, "sequence": active.sequence, "now": _iso(now)}
+        meta = {"revision": active.revision, "sequence": active.sequence, "now": now.isoformat()}  # = evaluated_at
         if single:
             entry = results[0]
             if "error" in entry:

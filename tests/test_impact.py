@@ -223,6 +223,17 @@ def test_cli_diff_guard_and_acknowledge(branch: Path) -> None:
     assert [c["text"] for c in data["changes"]] == ["entry: score.total >= 50 → 60", "when: lead.employees < 101 → 201"]
 
 
+@pytest.mark.parametrize("fmt", ["text", "markdown", "json"])
+def test_cli_diff_over_the_limit_says_so_once(branch: Path, fmt: str) -> None:
+    """The blast-radius message appears exactly once across stdout and stderr, whatever the format."""
+    from cli import cli
+
+    r = CliRunner().invoke(cli, ["diff", "--base", "main", "--leads", str(branch.parent / "leads.jsonl"),
+                                 "--now", NOW.isoformat(), "--max-changed", "0.1", "--format", fmt])
+    assert r.exit_code == 1
+    assert (r.stdout + r.stderr).count("Blast radius exceeded") == 1, (r.stdout, r.stderr)
+
+
 def test_cli_guard_default_from_leadops_yaml(branch: Path) -> None:
     from cli import cli
 
