@@ -830,6 +830,53 @@ def preset_for(policyset: Any, name: Any) -> Mapping:
     return cache[name]
 
 
+def preset_text_for(name: str, policyset: Any) -> str:
+    """A preset's YAML fitted to `policyset` (what `leadops init --crm NAME` writes to policies/mappings/): the
+    preset itself when it validates there; else stages the set does not have are read as no stage (`skip`),
+    their stage dates and the owners of reps it does not have are listed under `ignore`, with a header saying so.
+    The result always validates against `policyset` (ValueError for an unknown preset)."""
+    import yaml
+
+    if name not in presets():
+        raise ValueError(f"unknown CRM '{name}'; {checks.did_you_mean(name, presets())}one of: {', '.join(presets())}")
+    text = (PRESET_DIR / f"{name}.yaml").read_text(encoding="utf-8").replace("../../../schemas/", "../../schemas/")
+    try:
+        compile_mapping(text.encode(), f"{name}.yaml", policyset)
+        return text
+    except PolicyError:
+        pass
+    doc, _ = load_yaml(text, name)
+    stages = {s.id for s in (*policyset.model.stages.pipeline, *policyset.model.stages.detours)}
+    reps = {m.id for team in policyset.model.teams.values() for m in team.members}
+    lead, ignore, dropped = doc["lead"], doc.setdefault("ignore", []), []
+
+    def fit(spec: dict[str, Any]) -> None:
+        for stage in [k for k in spec.get("values", {}) if k not in stages]:
+            spec["skip"] = _names(spec.get("skip", [])) + _names(spec["values"].pop(stage))
+            dropped.append(stage)
+        for alternative in spec.get("first", []):
+            fit(alternative)
+
+    fit(lead.get("stage", {}))
+    dates = lead.get("stage_entered_at", {}).get("stage_dates", {})
+    for stage in [k for k in dates if k not in stages]:
+        ignore.extend(_names(dates.pop(stage)))
+    owner = lead.get("account_owner")
+    if owner and "owners" in owner:
+        owner["owners"] = {rep: ids for rep, ids in owner["owners"].items() if rep in reps}
+        if not owner["owners"]:
+            ignore.extend(_candidates(lead.pop("account_owner")))
+            doc["writeback"] = {k: v for k, v in doc.get("writeback", {}).items() if v.get("through") != "account_owner"}
+    header = (f"# yaml-language-server: $schema=../../schemas/mapping.schema.json\n"
+              f"# The {name} preset (engine/crm/presets/{name}.yaml) fitted to this policy set by `leadops init --crm "
+              f"{name}`.\n# Read as no stage (skip): the CRM stages for {', '.join(sorted(set(dropped))) or '-'}, which "
+              "this policy set does not have.\n# Owners: add `account_owner: {from: ..., owners: {<rep of teams.yaml>: "
+              "[<CRM owner id>, <owner name>]}}` once the reps are in teams.yaml.\n")
+    out = header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=110)
+    compile_mapping(out.encode(), f"{name}.yaml", policyset)  # never write a mapping that does not validate
+    return out
+
+
 def mapping_files(policy_dir: str | Path) -> list[Path]:
     """The mapping files of a policy directory: <dir>/mappings/*.yaml (validated by `leadops validate`)."""
     folder = Path(policy_dir) / "mappings"
@@ -876,5 +923,5 @@ def is_mapping_file(data: bytes) -> bool:
     return isinstance(doc, dict) and doc.get("kind") == "mapping"
 
 
-__all__ = ["Mapping", "MappingError", "compile_mapping", "is_mapping_file", "load_mapping", "mapping_files", "preset_for", "presets",
+__all__ = ["Mapping", "MappingError", "compile_mapping", "is_mapping_file", "load_mapping", "mapping_files", "preset_for", "preset_text_for", "presets",
            "schema_targets", "validate_mapping_files"]
