@@ -990,9 +990,7 @@ def diff_cmd(base_rev: str, head_rev: str | None, policies: str, lead_files: tup
         click.echo(report.markdown(), nl=False)
     else:
         click.echo(report.text())
-    if report.blocked:
-        if fmt == "json":  # text and markdown reports already end with the guard line: say it once
-            click.echo(f"error: {report.guard_line()}", err=True)
+    if report.blocked:  # every format already carries the guard line (json: "guard_line"): say it once
         raise SystemExit(1)
     if impact is not None and impact.errors:
         click.echo(f"{plural(impact.errors, 'lead')} could not be evaluated (see the report); exit 2 = partial", err=True)
