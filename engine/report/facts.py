@@ -26,8 +26,8 @@ from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from engine.errors import LeadError
 from engine.expr import MISSING
+from engine.leads import LeadView
 from engine.model import Sla
 from engine.policyset import PolicySet
 from engine.report.history import History, StageEntry
@@ -76,13 +76,21 @@ class Judge:
     def has_slas(self, stage: str) -> bool:
         return bool(self.ps.slas.candidates.get(stage, self.ps.slas.unstaged_only))
 
-    def entry(self, raw: Mapping[str, Any], history: History, k: int) -> list[dict[str, Any]]:
-        """The fact rows of stage entry `k` (raises LeadError when the lead as it was then is invalid)."""
+    def entry(self, raw: Mapping[str, Any], current: Mapping[str, Any] | None, history: History,
+              k: int) -> list[dict[str, Any]]:
+        """The fact rows of stage entry `k` (raises LeadError when the lead as it was then is invalid).
+
+        `current`: the lead's view under this revision's lead schema, when already prepared (then the view as it
+        was at the entry is a copy with the stage fields replaced, instead of a second validation)."""
         ps, entry = self.ps, history.entries[k]
         exit_ = history.entries[k + 1] if k + 1 < len(history.entries) else None
-        as_of = {key: value for key, value in raw.items() if key != "transition_request"}
-        as_of["stage"], as_of["stage_entered_at"] = entry.stage, entry.at.isoformat()
-        view = ps.prepare(as_of)
+        if current is not None:
+            view = LeadView({**current, "stage": entry.stage, "stage_entered_at": entry.at,
+                             "transition_request": MISSING})
+        else:
+            as_of = {key: value for key, value in raw.items() if key != "transition_request"}
+            as_of["stage"], as_of["stage_entered_at"] = entry.stage, entry.at.isoformat()
+            view = ps.prepare(as_of)
         when = entry.at
         warnings: list[dict[str, str]] = []
         acts = activities_by_type(view, when)
@@ -126,7 +134,7 @@ class Judge:
         warning = None
         for step, fired in zip(sla.escalations, item["escalations"]):
             if step.percent is not None and step.percent < 100:
-                warning = datetime.fromisoformat(fired["at"])
+                warning = datetime.fromisoformat(fired["at"]) if fired["at"] else None
                 break
         window_end = min(exit_.at, now) if exit_ is not None else now
         touch = self.first_touch(view, history, sla, start, window_end, owner)
@@ -207,9 +215,3 @@ class Judge:
         if warning is not None and self.now >= warning:
             return "at_risk"
         return "open"
-
-
-def check_lead(raw: Any) -> Mapping[str, Any]:
-    if not isinstance(raw, dict):
-        raise LeadError(f"a lead must be a JSON object, not {type(raw).__name__}", code="LEAD001")
-    return raw

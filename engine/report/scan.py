@@ -122,7 +122,7 @@ class Scanner:
                 continue
             judge = self.judge(entry.at)
             if judge.has_slas(entry.stage):
-                rows.extend(judge.entry(raw, history, k))
+                rows.extend(judge.entry(raw, view if judge.ps is self.head else None, history, k))
         return rows, history
 
     def count(self, history: History, funnel: Funnel) -> None:
