@@ -700,10 +700,14 @@ def record_cmd(lead_path: str, policies: str | None, now: str | None, name: str 
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--html", "html_file", metavar="FILE", help="Also write the report as one self-contained HTML page with charts.")
 @click.option("--facts", "facts_file", metavar="FILE.csv|FILE.parquet", help="Also write the SLA fact table.")
+@click.option("--mapping", metavar="NAME|FILE", help="LEADS are CRM exports (CSV, JSON, JSON Lines, Parquet) read through "
+              "this mapping: a preset (hubspot, salesforce) or a mapping YAML file.")
+@click.option("--activities", "activities_file", metavar="FILE", help="With --mapping: the activity export, joined to the leads.")
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, show_default=True,
               help="Worker processes (0 = every core, 1 = no workers).")
 def report_cmd(leads: tuple[str, ...], policies: str | None, rev: str | None, now: str, since: str | None, within: str,
-               fmt: str, html_file: str | None, facts_file: str | None, jobs: int) -> None:
+               fmt: str, html_file: str | None, facts_file: str | None, mapping: str | None,
+               activities_file: str | None, jobs: int) -> None:
     """The shared scorecard: SLA attainment, speed to lead and the funnel from leads' recorded history.
 
     LEADS are JSON Lines files (or - for stdin) of leads with their history: stage_history (stage entries),
@@ -733,15 +737,18 @@ def report_cmd(leads: tuple[str, ...], policies: str | None, rev: str | None, no
         raise click.BadParameter(str(exc), param_hint="--within") from None
     if facts_file and not facts_file.lower().endswith((".csv", ".parquet")):
         raise click.BadParameter(f"'{facts_file}' must end in .csv or .parquet", param_hint="--facts")
-    for f in leads:
+    if activities_file and not mapping:
+        raise click.BadParameter("needs --mapping (activities come from a CRM export)", param_hint="--activities")
+    for f in (*leads, *([activities_file] if activities_file else [])):
         if f != "-" and not Path(f).is_file():
             fail(f"lead file '{f}' does not exist")
     try:
-        card = report(list(leads), when, policies=policies, rev=rev, since=since_day, within=window, jobs=jobs)
+        card = report(list(leads), when, policies=policies, rev=rev, since=since_day, within=window, jobs=jobs,
+                      mapping=mapping, activities=activities_file)
     except PolicyError as exc:
         click.echo(render.diagnostics_text(exc.diagnostics), err=True)
         raise SystemExit(1) from None
-    except OSError as exc:
+    except (OSError, LeadopsError) as exc:
         fail(f"cannot read leads: {exc}")
     click.echo(render.to_json(card.to_dict()) if fmt == "json" else card.text(), nl=fmt == "json")
     try:

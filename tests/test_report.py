@@ -346,3 +346,52 @@ def test_html_report_in_chromium_renders_every_chart_offline(page, artifacts_dir
     assert page.locator("table caption").count() == page.locator("table").count() >= 10
     assert page.console_errors == [] and page.external_requests == []
     page.screenshot(path=str(artifacts_dir / "report.png"), full_page=True)
+
+
+CRM_MAPPING = """\
+kind: mapping
+name: report-test
+time_zone: Australia/Brisbane
+lead:
+  id: {from: Id, required: true}
+  email: {from: Email}
+  country: {from: Country}
+  state: {from: State}
+  employees: {from: Employees}
+  source: {from: Source}
+  stage: {from: Stage, values: {sql: [salesqualifiedlead]}}
+  stage_entered_at: {stage_dates: {sql: SqlDate}}
+  account_owner: {from: Owner, owners: {chloe.smith: ["71000004"]}}
+activities:
+  lead_id: {from: LeadId}
+  fields:
+    type: {join: [Kind, Direction], values: {call_attempt: ["CALL/OUTBOUND"]}, skip: ["CALL/INBOUND"]}
+    at: {from: When}
+    actor: {from: Rep, owners: {chloe.smith: ["71000004"]}}
+"""
+
+
+def test_crm_exports_through_a_mapping(example_set, tmp_path: Path) -> None:
+    (tmp_path / "map.yaml").write_text(CRM_MAPPING, encoding="utf-8")
+    (tmp_path / "leads.csv").write_text(
+        "Id,Email,Country,State,Employees,Source,Stage,SqlDate,Owner\n"
+        "C1,c1@coralsoft.com.au,AU,QLD,12,website,salesqualifiedlead,2026-11-20T18:30:00+10:00,71000004\n"
+        "C2,c2@coralsoft.com.au,AU,QLD,12,website,salesqualifiedlead,2026-11-23T09:00:00+10:00,71000004\n"
+        "C3,c3@coralsoft.com.au,AU,QLD,12,website,nosuchstage,2026-11-23T09:00:00+10:00,71000004\n", encoding="utf-8")
+    (tmp_path / "calls.csv").write_text(
+        "LeadId,Kind,Direction,When,Rep\n"
+        "C1,CALL,OUTBOUND,2026-11-23T09:10:00+10:00,71000004\n"
+        "C2,CALL,INBOUND,2026-11-23T09:05:00+10:00,71000004\n", encoding="utf-8")
+    args = ["report", str(tmp_path / "leads.csv"), "--mapping", str(tmp_path / "map.yaml"), "--activities",
+            str(tmp_path / "calls.csv"), "-p", str(example_set.policies), "--now", "2026-11-23T15:00:00+10:00",
+            "--format", "json", "--jobs", "1", "--facts", str(tmp_path / "f.csv")]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 2, r.output  # C3: a stage the mapping does not know
+    data = json.loads(r.stdout)
+    assert (data["leads"], data["errors"], data["fact_rows"]) == (3, 1, 2)
+    assert data["error_records"][0]["line"] == 4 and "nosuchstage" in data["error_records"][0]["error"]["message"]
+    import csv
+
+    rows = {r["lead_id"]: r for r in csv.DictReader((tmp_path / "f.csv").open())}
+    assert rows["C1"]["status"] == "met" and rows["C1"]["business_minutes_to_touch"] == "40"
+    assert rows["C2"]["status"] == "breached" and rows["C2"]["first_touch_at"] == ""  # an inbound call is no touch

@@ -21,6 +21,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from engine.errors import LeadError, LeadopsError
 from engine.policyset import require_aware
 from engine.report.aggregates import aggregate
 from engine.report.facts import FACT_COLUMNS, FACT_NAMES, STATUSES
@@ -83,20 +84,58 @@ def read_jsonl(paths: Sequence[str]) -> Iterator[Record]:
                 stream.close()
 
 
+def crm_records(paths: Sequence[str], mapping: Any, activities: str | None) -> Iterator[Record]:
+    """Leads from CRM exports through an engine.crm mapping: (input name, row, native lead or the error).
+
+    The activity file (any format read_records reads) is joined by `mapping.join_key` and held in memory by
+    lead id; a lead's activities go through the mapping with it. Raises engine.crm.InputError for a file that
+    cannot be read at all."""
+    from engine.crm import read_records
+
+    joined: dict[str, list[tuple[int, Any]]] = {}
+    if activities:
+        for row, item in read_records(activities):
+            key = None if isinstance(item, Exception) else mapping.join_key(item)
+            if key is not None:
+                joined.setdefault(key, []).append((row, item))
+    for name in paths:
+        for row, record in read_records(name):
+            if isinstance(record, Exception):
+                yield name, row, record
+                continue
+            try:
+                lead = mapping.to_lead(record, row=row)
+                acts = joined.get(str(lead.get("id")))
+                yield name, row, mapping.to_lead(record, acts, row=row) if acts else lead
+            except LeadError as exc:
+                yield name, row, exc
+
+
 def report(leads: Sequence[str] | Iterable[Record], now: datetime, *, policies: str | None = None,
            rev: str | None = None, since: date | None = None, within: timedelta = DEFAULT_WITHIN,
-           jobs: int | None = None, timeline: PolicyTimeline | None = None) -> Scorecard:
-    """The scorecard of `leads` (JSON Lines paths, or (name, line, lead dict or text) records) at `now`.
+           jobs: int | None = None, mapping: str | None = None, activities: str | None = None,
+           timeline: PolicyTimeline | None = None) -> Scorecard:
+    """The scorecard of `leads` at `now`: JSON Lines paths of native leads, CRM exports with `mapping` (a preset
+    name or mapping file, engine.crm; `activities`: the activity export joined to them), or an iterable of
+    (name, line, lead dict or text) records.
 
     Each stage entry is judged by the policy revision in force at its clock start (`policies` DIR's git history;
-    REV:DIR or `rev` forces one). Raises PolicyError when a policy revision does not load; a lead that cannot be
-    read becomes an error record (`errors`), the others are still counted.
+    REV:DIR or `rev` forces one). Raises PolicyError when no policy revision loads or the mapping is invalid; a
+    lead that cannot be read becomes an error record (`errors`), the others are still counted.
     """
     import pyarrow as pa
 
     now = require_aware(now)
     timeline = timeline or PolicyTimeline.open(policies, rev)
-    records = read_jsonl(leads) if isinstance(leads, (list, tuple)) and all(isinstance(x, str) for x in leads) else leads
+    paths = isinstance(leads, (list, tuple)) and all(isinstance(x, str) for x in leads)
+    if mapping is not None:
+        from engine.crm import load_mapping
+
+        if not paths:
+            raise LeadopsError("with a mapping, `leads` are the paths of CRM export files")
+        records: Iterable[Record] = crm_records(list(leads), load_mapping(mapping, timeline.latest), activities)
+    else:
+        records = read_jsonl(leads) if paths else leads  # type: ignore[arg-type]
     batches, errors, funnel, total = [], [], Funnel(), 0
     for result in scan(records, timeline, now, since, within, jobs):
         batches.append(result.batch)
