@@ -91,7 +91,9 @@ def _created(rng: random.Random, now: datetime, weeks: int) -> datetime:
     return min(at, now - timedelta(minutes=1)).replace(microsecond=0)
 
 
-def generate_history(rng: random.Random, index: int, now: datetime, weeks: int = 8) -> dict[str, Any]:
+def generate_history(rng: random.Random, index: int, now: datetime, weeks: int = 8,
+                     extra_activities: float = 0.0) -> dict[str, Any]:
+    """One lead with history; `extra_activities`: that many more page views on average (benchmark volume)."""
     lead = generate_lead(rng, index, now)
     for key in ("stage", "stage_entered_at", "transition_request", "sla_pauses", "activities"):
         lead.pop(key, None)
@@ -100,6 +102,9 @@ def generate_history(rng: random.Random, index: int, now: datetime, weeks: int =
     history: list[dict[str, Any]] = [{"stage": "lead", "at": created}]
     owners: list[dict[str, Any]] = []
     acts = _activities(rng, created, rng.random() ** 2)
+    for _ in range(int(rng.expovariate(1 / extra_activities)) if extra_activities else 0):
+        acts.append({"type": "page_view", "at": (created - timedelta(hours=rng.uniform(0, 900))).isoformat(),
+                     "url": "/product"})
     team = _team(lead)
     members, zone = TEAMS.get(team or "", ([], "Australia/Brisbane"))
     tz = ZoneInfo(zone)
@@ -185,20 +190,21 @@ def _work_sql(rng: random.Random, lead: dict[str, Any], history: list[dict[str, 
 
 
 def generate_histories(n: int, seed: int = 11, now: str | datetime = DEFAULT_NOW, weeks: int = 8,
-                       start: int = 0) -> Iterator[dict[str, Any]]:
-    """`n` leads with history (JSON-ready dicts), deterministic for (n, seed, now, weeks, start)."""
+                       start: int = 0, extra_activities: float = 0.0) -> Iterator[dict[str, Any]]:
+    """`n` leads with history (JSON-ready dicts), deterministic for (n, seed, now, weeks, start, extra_activities)."""
     when = datetime.fromisoformat(now) if isinstance(now, str) else now
     rng = random.Random(seed)
     for i in range(start, start + n):
-        yield generate_history(rng, i, when, weeks)
+        yield generate_history(rng, i, when, weeks, extra_activities)
 
 
-def write_histories(path: str, n: int, seed: int = 11, now: str = DEFAULT_NOW, weeks: int = 8) -> int:
+def write_histories(path: str, n: int, seed: int = 11, now: str = DEFAULT_NOW, weeks: int = 8,
+                    extra_activities: float = 0.0) -> int:
     """Write `n` leads as JSON Lines; returns the number of activities written."""
     activities = 0
     out = sys.stdout if path == "-" else open(path, "w", encoding="utf-8")
     try:
-        for lead in generate_histories(n, seed, now, weeks):
+        for lead in generate_histories(n, seed, now, weeks, extra_activities=extra_activities):
             activities += len(lead.get("activities", ()))
             out.write(json.dumps(lead, ensure_ascii=False, separators=(",", ":")) + "\n")
     finally:
@@ -213,9 +219,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--now", default=DEFAULT_NOW, help="the history ends here")
     p.add_argument("--weeks", type=int, default=8, help="leads are created over this many weeks before --now")
+    p.add_argument("--extra-activities", type=float, default=0.0, help="more page views per lead on average")
     p.add_argument("-o", "--output", default="-")
     a = p.parse_args(argv)
-    count = write_histories(a.output, a.n, a.seed, a.now, a.weeks)
+    count = write_histories(a.output, a.n, a.seed, a.now, a.weeks, a.extra_activities)
     print(f"{a.n} leads, {count} activities", file=sys.stderr)
 
 

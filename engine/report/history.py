@@ -87,11 +87,13 @@ def read_history(view: Mapping[str, Any], now: datetime, stage_ids: Sequence[str
     recorded = view.get("stage_history", MISSING)
     if recorded is not MISSING and recorded:
         for i, item in enumerate(recorded):
-            stage = _item(item, f"stage_history[{i}]", "stage")
+            stage, at = (item.get("stage"), item.get("at")) if isinstance(item, Mapping) else (None, None)
             if stage not in stage_ids:
+                stage = _item(item, f"stage_history[{i}]", "stage")
                 raise LeadError(f"unknown stage '{stage}'; {did_you_mean(str(stage), stage_ids)}"
                                 f"known stages: {', '.join(stage_ids)}", field=f"stage_history[{i}].stage")
-            at = _instant(_item(item, f"stage_history[{i}]", "at"), f"stage_history[{i}].at")
+            if not isinstance(at, datetime):  # the lead schema of this revision does not declare it
+                at = _instant(_item(item, f"stage_history[{i}]", "at"), f"stage_history[{i}].at")
             if at <= now:
                 entries.append(StageEntry(stage, at, _text(item.get("reason_code", MISSING)),
                                           _text(item.get("by", MISSING))))

@@ -8,6 +8,7 @@ fixed `svg.hashsalt`, and text stays text (`svg.fonttype: none`, which also lets
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections.abc import Sequence
 from html import escape
@@ -28,7 +29,7 @@ border-radius:8px;padding:10px 16px;min-width:150px}.kpis b{display:block;font-s
 table{border-collapse:collapse;margin:8px 0;font-size:.9rem}caption{text-align:left;font-weight:600;padding:4px 0}
 th,td{padding:4px 10px;border-bottom:1px solid #e6e9ef;text-align:left}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 figure{margin:8px 0}figure svg{max-width:100%;height:auto}figcaption{font-size:.9rem;color:#4a5568}
-.note{color:#7a4b00}
+.note{color:#7a4b00}.tables{display:flex;flex-wrap:wrap;gap:0 40px;align-items:flex-start}
 """
 
 
@@ -63,8 +64,9 @@ def html_table(caption: str, headers: Sequence[str], rows: Sequence[Sequence[Any
     return f"<table><caption>{escape(caption)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def section(ident: str, title: str, *parts: str) -> str:
-    return f'<section aria-labelledby="{ident}"><h2 id="{ident}">{escape(title)}</h2>{"".join(parts)}</section>'
+def section(ident: str, title: str, chart: str, *tables: str) -> str:
+    return (f'<section aria-labelledby="{ident}"><h2 id="{ident}">{escape(title)}</h2>{chart}'
+            f'<div class="tables">{"".join(tables)}</div></section>')
 
 
 def empty(ax: Any, text: str) -> None:
@@ -84,10 +86,11 @@ def attainment_chart(weeks: list[dict[str, Any]]) -> str:
         ax.set_xticks(list(x), labels, rotation=45, ha="right")
         ax.set_ylabel("SLAs decided")
         line = ax.twinx()
-        line.plot(list(x), [w["attainment_pct"] for w in weeks], color=ACCENT, marker="o", label="attainment %")
+        pct = [math.nan if w["attainment_pct"] is None else w["attainment_pct"] for w in weeks]
+        line.plot(list(x), pct, color=ACCENT, marker="o", label="attainment %")
         line.set_ylim(0, 105)
         line.set_ylabel("attainment %")
-        ax.legend(loc="upper left", frameon=False)
+        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, frameon=False)
 
     return figure("SLA attainment by week (met / breached, and attainment %)", draw)
 
@@ -199,7 +202,7 @@ def scorecard_html(card: Any) -> str:
                 html_table("Unanswered SLAs due soon, by rep", ["rep", "lead", "SLA", "status", "due", "business min left"],
                            [[q["owner"], i["lead_id"], i["sla_id"], i["status"], i["due"], i["business_minutes_left"]]
                             for q in a["at_risk"] for i in q["items"]])),
-        section("revisions", "Policy revisions", html_table(
+        section("revisions", "Policy revisions", "", html_table(
             "Each lead is judged by the policy revision in force at its clock start",
             ["revision", "in force from", "SLA rows"],
             [[r["label"], r["in_force_from"], r["fact_rows"]] for r in card.revisions])),

@@ -71,6 +71,8 @@ class PolicyTimeline:
         the one before it stays in force (or the first that loads, before the history). Raises PolicyError when
         no revision loads."""
         last = len(self.sources) - 1
+        if last == 0 and 0 in self._loaded:  # one revision judges every lead: the common, hot case
+            return self._loaded[0]
         index = last if instant is None else max(0, bisect_right(self.times, instant.timestamp()) - 1)
         for candidate in (*range(index, -1, -1), *range(index + 1, last + 1)):
             ps = self.load(candidate)
