@@ -395,3 +395,21 @@ def test_crm_exports_through_a_mapping(example_set, tmp_path: Path) -> None:
     rows = {r["lead_id"]: r for r in csv.DictReader((tmp_path / "f.csv").open())}
     assert rows["C1"]["status"] == "met" and rows["C1"]["business_minutes_to_touch"] == "40"
     assert rows["C2"]["status"] == "breached" and rows["C2"]["first_touch_at"] == ""  # an inbound call is no touch
+
+
+def test_since_keeps_later_clock_starts_and_cohorts(example_set) -> None:
+    early, late = sql_lead("EARLY", "2026-11-02T09:00:00+10:00"), sql_lead("LATE", "2026-11-23T09:00:00+10:00")
+    card = report([("t", 1, early), ("t", 2, late)], T("2026-11-24T09:00:00+10:00"),
+                  policies=str(example_set.policies), since=datetime(2026, 11, 16).date(), jobs=1)
+    assert card.facts.column("lead_id").to_pylist() == ["LATE"] and card.aggregates["funnel"]["leads"] == 1
+
+
+def test_the_page_escapes_what_leads_carry(example_set, tmp_path: Path) -> None:
+    lead = sql_lead("<b>X</b>", "2026-11-23T09:00:00+10:00", owner="<img src=x onerror=alert(1)>")
+    lead["stage_history"].append({"stage": "nurture", "at": "2026-11-23T10:00:00+10:00", "reason_code": "<script>"})
+    card = report([("t", 1, lead)], T("2026-11-24T09:00:00+10:00"), policies=str(example_set.policies), jobs=1)
+    path = tmp_path / "r.html"
+    card.write_html(path)
+    text = path.read_text(encoding="utf-8")
+    assert "<script" not in text and "<img" not in text and "<b>X" not in text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in text and "&lt;script&gt;" in text
