@@ -200,6 +200,12 @@ def test_each_lead_is_judged_by_the_revision_in_force_at_its_clock_start(example
     assert (rows["NOV"]["policy_revision"], rows["NOV"]["due"]) == (second, T("2026-11-23T11:00:00+10:00"))
     forced = rows_of(example_set.policies, [october], "2026-11-30T09:00:00+10:00", rev=second)
     assert forced["OCT"]["policy_revision"] == second and forced["OCT"]["due"] == T("2026-10-19T11:00:00+10:00")
+    example_set.patch("slas.yaml", "respond_within: 2h\n    calendar: assignee\n    attempts:",
+                      "respond_within: soon\n    calendar: assignee\n    attempts:")
+    _git(root, "commit", "-qam", "a broken change", when="2026-11-10T00:00:00+00:00")
+    card = report([("t", 1, november)], T("2026-11-30T09:00:00+10:00"), policies=str(example_set.policies), jobs=1)
+    assert card.facts.column("policy_revision").to_pylist() == [second]  # the broken one was never in force
+    assert any("does not load" in n for n in card.notes)
 
 
 # ------------------------------------------------------------------------------------------ aggregates

@@ -161,7 +161,8 @@ class Judge:
             "business_minutes_left": left,
             "created_at": history.created_at, "assigned_at": assigned,
             "system_delay_minutes": (minutes(cal.business_time_between(history.created_at, assigned))
-                                     if assigned is not None and history.created_at is not None else None),
+                                     if assigned is not None and history.created_at is not None
+                                     and assigned >= history.created_at else None),
             "human_delay_minutes": (minutes(cal.business_time_between(max(assigned, start), touch[0], pauses))
                                     if assigned is not None and touch and touch[0] >= assigned else None),
             "attempts_made": attempts_made, "attempts_required": required,

@@ -11,6 +11,7 @@ was committed at or before T. A clock that started before the first such commit 
 from __future__ import annotations
 
 from bisect import bisect_right
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,10 +21,29 @@ from engine.gitops import (PolicySource, in_repo_path, load_source, open_repo, o
 from engine.policyset import PolicySet
 
 
+@dataclass(frozen=True)
+class Commit:
+    """A commit of the policy history, read from git only when a clock that started in its time needs it."""
+
+    sha: str
+    directory: str
+
+    @property
+    def revision(self) -> str:
+        return self.sha
+
+    @property
+    def label(self) -> str:
+        return self.sha[:12]
+
+    def source(self) -> PolicySource:
+        return source_at_revision(self.sha, self.directory)
+
+
 class PolicyTimeline:
     """Policy sets by the time they came into force; `at(instant)` is the one that judges a clock started then."""
 
-    def __init__(self, points: list[tuple[float, PolicySource]], note: str = ""):
+    def __init__(self, points: list[tuple[float, PolicySource | Commit]], note: str = ""):
         self.times = [t for t, _ in points]
         self.sources = [s for _, s in points]
         self.note = note
@@ -60,7 +80,8 @@ class PolicyTimeline:
         ps = self._loaded.get(index)
         if ps is None:
             try:
-                ps = self._loaded[index] = load_source(self.sources[index])
+                src = self.sources[index]
+                ps = self._loaded[index] = load_source(src.source() if isinstance(src, Commit) else src)
             except PolicyError as exc:
                 self.broken[index] = exc
                 return None
@@ -97,7 +118,7 @@ class PolicyTimeline:
         return out
 
 
-def _history(directory: str, current: PolicySource) -> list[tuple[float, PolicySource]]:
+def _history(directory: str, current: PolicySource) -> list[tuple[float, PolicySource | Commit]]:
     """(commit time, source) for each first-parent commit of HEAD that changed the policy files, oldest first."""
     repo = open_repo(directory)
     rel = current.repo_dir or ""
@@ -109,8 +130,8 @@ def _history(directory: str, current: PolicySource) -> list[tuple[float, PolicyS
             if in_repo is not None:
                 paths.append(in_repo)
     log = repo.git.log("--first-parent", "--format=%H %ct", "HEAD", "--", *paths)
-    points = []
+    points: list[tuple[float, PolicySource | Commit]] = []
     for line in reversed(log.splitlines()):
         sha, _, stamp = line.partition(" ")
-        points.append((float(stamp), source_at_revision(sha, directory, repo)))
+        points.append((float(stamp), Commit(sha, directory)))
     return points
