@@ -32,6 +32,7 @@ BANDS: tuple[tuple[str, float, float], ...] = (
 )
 DIMENSIONS = ("sla_id", "team", "owner", "source", "week")
 NONE = "(none)"
+MAX_ITEMS = 1000  # example rows listed (the fact table has them all; counts are always complete)
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:
@@ -127,13 +128,13 @@ def at_risk_queue(table: Any, within: timedelta) -> list[dict[str, Any]]:
 
 
 def early_disqualifications(table: Any) -> dict[str, Any]:
-    early = table.filter(table["disqualified_before_attempts"]).select(
-        ["lead_id", "sla_id", "owner", "attempts_made", "attempts_required", "exit_stage", "exit_reason",
-         "exit_at"]).to_pylist()
-    owners = Counter(r["owner"] or NONE for r in early)
-    return {"count": len(early), "by_owner": [{"owner": o, "count": n} for o, n in
-                                               sorted(owners.items(), key=lambda kv: (-kv[1], kv[0]))],
-            "items": early}
+    early = table.filter(table["disqualified_before_attempts"])
+    owners = Counter(o or NONE for o in early["owner"].to_pylist())
+    items = early.slice(0, MAX_ITEMS).select(["lead_id", "sla_id", "owner", "attempts_made", "attempts_required",
+                                               "exit_stage", "exit_reason", "exit_at"]).to_pylist()
+    return {"count": early.num_rows, "by_owner": [{"owner": o, "count": n} for o, n in
+                                                   sorted(owners.items(), key=lambda kv: (-kv[1], kv[0]))],
+            "items": items, "items_cut": early.num_rows - len(items)}
 
 
 def pa_strings(values: list[str]) -> Any:

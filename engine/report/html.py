@@ -194,10 +194,10 @@ def scorecard_html(card: Any) -> str:
                            [[r["reason_code"], r["stage"], r["count"], r["share_pct"], r["cumulative_pct"]]
                             for r in a["reasons"]]),
                 html_table(f"Disqualified or handed back before the required attempts "
-                           f"({a['disqualified_before_attempts']['count']:,})",
+                           f"({a['disqualified_before_attempts']['count']:,}; up to 200 listed here, all in the fact table)",
                            ["lead", "SLA", "rep", "attempts made", "required", "moved to", "reason"],
                            [[i["lead_id"], i["sla_id"], i["owner"], i["attempts_made"], i["attempts_required"],
-                             i["exit_stage"], i["exit_reason"]] for i in a["disqualified_before_attempts"]["items"]])),
+                             i["exit_stage"], i["exit_reason"]] for i in a["disqualified_before_attempts"]["items"][:200]])),
         section("at-risk", f"At-risk queue (due within {within:g} business hours)", at_risk_chart(a["at_risk"]),
                 html_table("Unanswered SLAs due soon, by rep", ["rep", "lead", "SLA", "status", "due", "business min left"],
                            [[q["owner"], i["lead_id"], i["sla_id"], i["status"], i["due"], i["business_minutes_left"]]
