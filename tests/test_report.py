@@ -419,3 +419,12 @@ def test_the_page_escapes_what_leads_carry(example_set, tmp_path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert "<script" not in text and "<img" not in text and "<b>X" not in text
     assert "&lt;img src=x onerror=alert(1)&gt;" in text and "&lt;script&gt;" in text
+
+
+def test_routing_that_reads_the_score_is_judged_with_the_score(example_set) -> None:
+    example_set.patch("routing.yaml", 'lead.state == "QLD" and lead.employees < 101',
+                      'lead.state == "QLD" and lead.employees < 101 and score.total > -1000000')
+    lead = sql_lead("SCORED", "2026-11-23T09:00:00+10:00")
+    del lead["owner_history"]  # the policy's route decides the owner
+    row = rows_of(example_set.policies, [lead], "2026-11-24T09:00:00+10:00")["SCORED"]
+    assert row["team"] == "seq-smb" and row["owner"] in ("chloe.smith", "dylan.jones")

@@ -22,6 +22,7 @@ Business minutes exclude closed hours, holidays, closures and pauses, in the SLA
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -62,6 +63,12 @@ def minutes(td: timedelta) -> float:
     return round(td.total_seconds() / 60, 2)
 
 
+def reads_score(expr: Any) -> bool:
+    """Whether a compiled expression names `score` (judged on its syntax tree)."""
+    tree = getattr(getattr(expr, "compiled", None), "tree", None)
+    return tree is None or any(isinstance(n, ast.Name) and n.id == "score" for n in ast.walk(tree))
+
+
 class Judge:
     """Fact rows for one lead stage entry under one policy revision."""
 
@@ -72,6 +79,9 @@ class Judge:
         self.slas: dict[str, Sla] = {s.id: s for s in ps.model.slas}
         self.member_team = ps.routing.member_team
         self.queues = ps.model.queues
+        model = ps.model
+        exprs = [e for r in model.routing for e in (r.when, r.owner)] + [s.when for s in model.slas]
+        self.needs_score = any(reads_score(e) for e in exprs if e is not None)
 
     def has_slas(self, stage: str) -> bool:
         return bool(self.ps.slas.candidates.get(stage, self.ps.slas.unstaged_only))
@@ -93,8 +103,9 @@ class Judge:
             view = ps.prepare(as_of)
         when = entry.at
         warnings: list[dict[str, str]] = []
-        acts = activities_by_type(view, when)
-        _, score_view = ps.scoring.evaluate(view, when, acts, None, warnings)
+        score_view = None  # routing and SLA conditions that never read `score` do not need the lead scored
+        if self.needs_score:
+            _, score_view = ps.scoring.evaluate(view, when, activities_by_type(view, when), None, warnings)
         routed = ps.routing.evaluate(view, when, score_view, entry.stage, None, warnings)
         owned = history.owner_at(when)
         assignment, owner, team = self.assignee(routed, owned.owner if owned else None)
