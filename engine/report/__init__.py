@@ -142,7 +142,7 @@ def report(leads: Sequence[str] | Iterable[Record], now: datetime, *, policies: 
         errors.extend(result.errors)
         funnel.merge(result.funnel)
         total += result.leads
-    table = pa.Table.from_batches(batches, schema=arrow_schema())
+    table = pa.Table.from_batches(batches, schema=arrow_schema()).unify_dictionaries()
     head = timeline.latest
     pipeline = [s.id for s in head.model.stages.pipeline]
     card = Scorecard(now, since, within, total, errors, timeline.describe(), table,

@@ -55,8 +55,8 @@ class ChunkResult:
 def arrow_schema() -> Any:
     import pyarrow as pa
 
-    kinds = {"string": pa.string(), "timestamp": pa.timestamp("us", tz="UTC"), "float": pa.float64(),
-             "int": pa.int32(), "bool": pa.bool_()}
+    kinds = {"string": pa.string(), "category": pa.dictionary(pa.int32(), pa.string()),
+             "timestamp": pa.timestamp("us", tz="UTC"), "float": pa.float64(), "int": pa.int32(), "bool": pa.bool_()}
     return pa.schema([(name, kinds[kind]) for name, kind in FACT_COLUMNS])
 
 
