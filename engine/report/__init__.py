@@ -147,7 +147,7 @@ def report(leads: Sequence[str] | Iterable[Record], now: datetime, *, policies: 
     pipeline = [s.id for s in head.model.stages.pipeline]
     card = Scorecard(now, since, within, total, errors, timeline.describe(), table,
                      aggregate(table, funnel, pipeline, within))
-    used = table.group_by("policy_revision").aggregate([("policy_revision", "count")]).to_pylist()
+    used = table.group_by("policy_revision", use_threads=False).aggregate([("policy_revision", "count")]).to_pylist()
     counts = {r["policy_revision"]: r["policy_revision_count"] for r in used}
     for item in card.revisions:
         item["fact_rows"] = counts.get(item["revision"], 0)

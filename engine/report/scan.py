@@ -10,6 +10,7 @@ flight (the same bound as engine.batch).
 from __future__ import annotations
 
 import multiprocessing
+from array import array
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,14 +34,14 @@ class Funnel:
 
     reached: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (week, source, stage) -> leads
     cohort: Counter[tuple[str, str]] = field(default_factory=Counter)  # (week, source) -> leads
-    days: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (stage, next stage) -> business days
+    days: dict[tuple[str, str], array[float]] = field(default_factory=dict)  # (stage, next stage) -> business days
     reasons: Counter[tuple[str, str]] = field(default_factory=Counter)  # (detour stage, reason code) -> entries
 
     def merge(self, other: "Funnel") -> None:
         self.reached.update(other.reached)
         self.cohort.update(other.cohort)
         for key, values in other.days.items():
-            self.days.setdefault(key, []).extend(values)
+            self.days.setdefault(key, array("d")).extend(values)
         self.reasons.update(other.reasons)
 
 
@@ -144,7 +145,7 @@ class Scanner:
         for a, b in zip(self.pipeline, self.pipeline[1:]):
             if a in first and b in first and first[b] >= first[a]:
                 spent = self.calendar.business_time_between(first[a], first[b])
-                funnel.days.setdefault((a, b), []).append(round(spent / self.day_length, 3))
+                funnel.days.setdefault((a, b), array("d")).append(round(spent / self.day_length, 3))
 
 
 def business_day_length(calendar: Any) -> timedelta:
