@@ -1,4 +1,5 @@
-"""Leads in, fact rows and funnel counts out: on every core, in input order, memory bounded by the aggregates.
+"""Leads in, fact rows and funnel counts out: on every core, in input order; memory holds the columnar fact table
+and the funnel counts, never the leads (about 160 bytes per fact row).
 
 Each chunk of leads becomes one Arrow record batch of fact rows (columnar, so a million leads' rows stay
 small), a partial funnel (counts per cohort week x source x stage, stage-to-stage durations, reason codes)
