@@ -879,6 +879,81 @@ def _one_mapped_lead(ps: "engine.PolicySet", path: str, row: int | None, mapping
     except LeadError as exc:
         fail(f"{path}: row {number}: {exc.message}")
     raise AssertionError("unreachable")
+# ---- scorecard: report ----
+
+
+@cli.command("report")
+@click.argument("leads", nargs=-1, required=True, metavar="LEADS…|-")
+@policy_options
+@click.option("--now", metavar="ISO8601", required=True, help="The report time: SLAs unanswered by then are open, at risk or breached.")
+@click.option("--since", metavar="DATE", help="Only clock starts (and lead cohorts) on or after this date, e.g. 2026-10-01.")
+@click.option("--within", metavar="DURATION", default="4h", show_default=True,
+              help="The at-risk queue: unanswered SLAs due within this much business time.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--html", "html_file", metavar="FILE", help="Also write the report as one self-contained HTML page with charts.")
+@click.option("--facts", "facts_file", metavar="FILE.csv|FILE.parquet", help="Also write the SLA fact table.")
+@click.option("--mapping", metavar="NAME|FILE", help="LEADS are CRM exports (CSV, JSON, JSON Lines, Parquet) read through "
+              "this mapping: a preset (hubspot, salesforce) or a mapping YAML file.")
+@click.option("--activities", "activities_file", metavar="FILE", help="With --mapping: the activity export, joined to the leads.")
+@click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Worker processes (0 = every core, 1 = no workers).")
+def report_cmd(leads: tuple[str, ...], policies: str | None, rev: str | None, now: str, since: str | None, within: str,
+               fmt: str, html_file: str | None, facts_file: str | None, mapping: str | None,
+               activities_file: str | None, jobs: int) -> None:
+    """The shared scorecard: SLA attainment, speed to lead and the funnel from leads' recorded history.
+
+    LEADS are JSON Lines files (or - for stdin) of leads with their history: stage_history (stage entries),
+    owner_history (assignments), created_at and activities with actor, direction and outcome. Every stage entry
+    that starts an SLA clock becomes a row of the fact table (one per lead x SLA), judged by the policy revision
+    in force at the clock start (the git history of --policies; --rev or REV:DIR forces one). Which activities
+    answer an SLA is declared by `touched_by` in slas.yaml. Exit 2 when some leads could not be read (the report
+    counts them and lists why), 1 on a bad policy or option value.
+
+    \b
+    Example:
+      leadops report examples/report/leads.jsonl --rev HEAD --now 2026-11-27T17:00:00+10:00 --html report.html
+    """
+    from datetime import date
+
+    from engine.calendar import parse_duration
+    from engine.report import report
+
+    when = parse_now(now)
+    try:
+        since_day = date.fromisoformat(since) if since else None
+    except ValueError:
+        raise click.BadParameter(f"'{since}' is not a date; write YYYY-MM-DD, e.g. 2026-10-01", param_hint="--since") from None
+    try:
+        window = parse_duration(within)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--within") from None
+    if facts_file and not facts_file.lower().endswith((".csv", ".parquet")):
+        raise click.BadParameter(f"'{facts_file}' must end in .csv or .parquet", param_hint="--facts")
+    if activities_file and not mapping:
+        raise click.BadParameter("needs --mapping (activities come from a CRM export)", param_hint="--activities")
+    for f in (*leads, *([activities_file] if activities_file else [])):
+        if f != "-" and not Path(f).is_file():
+            fail(f"lead file '{f}' does not exist")
+    try:
+        card = report(list(leads), when, policies=policies, rev=rev, since=since_day, within=window, jobs=jobs,
+                      mapping=mapping, activities=activities_file)
+    except PolicyError as exc:
+        click.echo(render.diagnostics_text(exc.diagnostics), err=True)
+        raise SystemExit(1) from None
+    except (OSError, LeadopsError) as exc:
+        fail(f"cannot read leads: {exc}")
+    click.echo(render.to_json(card.to_dict()) if fmt == "json" else card.text(), nl=fmt == "json")
+    try:
+        if html_file:
+            card.write_html(html_file)
+        if facts_file:
+            card.write_facts(facts_file)
+    except OSError as exc:
+        fail(f"cannot write the report: {exc}")
+    click.echo(f"{plural(card.leads, 'lead')}: {plural(card.facts.num_rows, 'SLA row')}, "
+               f"{plural(len(card.errors), 'error')}", err=True)
+    if card.errors:
+        raise SystemExit(2)
 
 
 # ---- git workflow: diff, approvals, codeowners, init ----
