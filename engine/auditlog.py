@@ -104,7 +104,7 @@ class DecisionLog:
             return
         with self._lock:
             try:
-                if self._reopen_requested or self._moved():
+                if self._fd is None or self._reopen_requested or self._moved():
                     self._reopen_requested = False
                     self._open()
                 assert self._fd is not None

@@ -567,9 +567,11 @@ class _Hold:
         self.budget.take(n)
         self.bytes += n
 
-    def release(self, *_: Any) -> None:
+    def release(self, future: Any = None) -> None:
         self.budget.give(self.bytes)
         self.bytes = 0
+        if future is not None and not future.cancelled():
+            future.exception()  # retrieved here: a request that timed out never awaits its worker's outcome
 
 
 async def _read_body(request: Request, limit: int, timeout: float, hold: _Hold) -> bytes:
@@ -756,7 +758,7 @@ def create_app(
         log_personal_data=log_personal_data,
     )
     metrics = service.metrics
-    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="leadops-decide")
+    pools: list[ThreadPoolExecutor] = []  # one per run of the app (made in the lifespan, shut down after it)
     budget = ByteBudget(max_inflight_bytes)
     pending = 0
 
@@ -803,7 +805,7 @@ def create_app(
                 raise
             job = Job(time.monotonic() + request_timeout)
             future = asyncio.get_running_loop().run_in_executor(
-                pool, decide_request, service, active, body, job, max_batch
+                pools[-1], decide_request, service, active, body, job, max_batch
             )
             future.add_done_callback(hold.release)  # the body is referenced until the worker is done with it
             released = True
@@ -888,6 +890,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
+        pools.append(ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="leadops-decide"))
         task = asyncio.create_task(service.watch()) if watch else None
         try:
             yield
@@ -898,7 +901,7 @@ def create_app(
                     await task
                 except (asyncio.CancelledError, Exception):
                     pass
-            pool.shutdown(wait=False, cancel_futures=True)
+            pools.pop().shutdown(wait=False, cancel_futures=True)
             service.close()
 
     routes = [
