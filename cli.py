@@ -534,12 +534,14 @@ def bundle_verify(bundle_file: str, key_path: str, min_sequence: int | None, sco
               help="Seconds to receive a request's line and headers.")
 @click.option("--keep-alive", default=5.0, show_default=True, type=click.FloatRange(0.01, 600),
               help="Seconds an idle keep-alive connection stays open.")
+@click.option("--diagnostic-port", type=click.IntRange(1, 65535),
+              help="Also serve /healthz and /metrics on this port, on their own thread (answers under any load).")
 @click.option("--log-personal-data", is_flag=True,
               help="Write personal lead fields (x-leadops-pii / format: email) into the decision log unmasked.")
 def serve_cmd(bundle_file: str | None, watch_dir: str | None, key_path: str, host: str, port: int,
               decision_log: str | None, poll_interval: float, scope: str | None, state_dir: str | None,
               request_timeout: float, workers: int | None, max_connections: int, header_timeout: float,
-              keep_alive: float, log_personal_data: bool) -> None:
+              keep_alive: float, diagnostic_port: int | None, log_personal_data: bool) -> None:
     """Run the decision service (Starlette on uvicorn) from a verified bundle.
 
     Endpoints: POST /v1/decisions, GET /v1/bundle (ETag, 304), GET /v1/policy, GET /healthz, GET /metrics,
@@ -580,7 +582,7 @@ def serve_cmd(bundle_file: str | None, watch_dir: str | None, key_path: str, hos
                    "answering 503 until a valid bundle appears", err=True)
     limits = ConnectionLimits(max_connections=max_connections, header_timeout=header_timeout, keep_alive=keep_alive)
     click.echo(f"leadops decision service on http://{host}:{port} (OpenAPI at /openapi.json)", err=True)
-    run(app, host=host, port=port, limits=limits)
+    run(app, host=host, port=port, limits=limits, diagnostic_port=diagnostic_port)
 
 
 # ---- scenarios: test, record ----

@@ -79,6 +79,7 @@ DEFAULT_REQUEST_TIMEOUT = 10.0
 DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
 DEFAULT_MAX_PENDING = 64
 DEFAULT_MAX_INFLIGHT_BYTES = 64 * 1024 * 1024
+SWITCH_INTERVAL = 0.001  # seconds a thread may hold the interpreter lock while another waits (Python's default: 5 ms)
 KNOWN_PATHS = ("/v1/bundle", "/v1/decisions", "/v1/policy", "/healthz", "/metrics", "/openapi.json")
 
 
@@ -240,6 +241,7 @@ class PolicyService:
         self.active: Active | None = None
         self.errors: dict[str, str] = {}  # bundle path -> why it was rejected (while it stays as it is)
         self.state_problem: str | None = None
+        self.in_flight: Callable[[], dict[str, int]] = lambda: {"requests": 0, "body_bytes": 0}
         self.last_error_at: datetime | None = None
         self._seen: dict[Path, tuple[int, int, int]] = {}
         self._reload_lock = threading.Lock()
@@ -454,6 +456,21 @@ class PolicyService:
         if self.decision_log is not None and self.decision_log.problem:
             problems.append(f"{self.decision_log.problem}; decisions answer 503 until it can be written")
         return problems
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """The /healthz answer: 503 while nothing is served, else 200 with status "ok" or "degraded"."""
+        active = self.active
+        if active is None:
+            reason = self.last_error or "no verified bundle loaded"
+            return 503, {"status": "unavailable", "reason": reason, "problems": self.problems()}
+        problems = self.problems()
+        return 200, {
+            "status": "degraded" if problems else "ok",
+            "revision": active.revision,
+            "sequence": active.sequence,
+            "problems": problems,
+            "in_flight": self.in_flight(),
+        }
 
     # ------------------------------------------------------------------ decisions
 
@@ -758,6 +775,7 @@ def create_app(
         log_personal_data=log_personal_data,
     )
     metrics = service.metrics
+    service.in_flight = lambda: {"requests": pending, "body_bytes": budget.used}
     pools: list[ThreadPoolExecutor] = []  # one per run of the app (made in the lifespan, shut down after it)
     budget = ByteBudget(max_inflight_bytes)
     pending = 0
@@ -836,22 +854,8 @@ def create_app(
         return JSONResponse(info, headers=expiry_headers(active))
 
     async def healthz(request: Request) -> Response:
-        active = service.active
-        if active is None:
-            return JSONResponse(
-                {"status": "unavailable", "reason": service.last_error or "no verified bundle loaded",
-                 "problems": service.problems()},
-                status_code=503,
-            )
-        problems = service.problems()
-        body = {
-            "status": "degraded" if problems else "ok",
-            "revision": active.revision,
-            "sequence": active.sequence,
-            "problems": problems,
-            "in_flight": {"requests": pending, "body_bytes": budget.used},
-        }
-        return JSONResponse(body)
+        status, body = service.health()
+        return JSONResponse(body, status_code=status)
 
     async def get_metrics(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -1007,8 +1011,11 @@ def build_openapi() -> dict[str, Any]:
                         "408": error_response("The body was not received in time"),
                         "413": error_response("Body or batch over the limit"),
                         "415": error_response("Content-Type is not application/json"),
-                        "422": error_response("The single lead is invalid; error.field names the failing field"),
-                        "503": error_response("No verified bundle loaded yet"),
+                        "422": error_response("The single lead is invalid, or 'now' is out of range; error.field names "
+                                              "the failing field"),
+                        "503": error_response("No verified bundle loaded, overloaded or too many bytes in flight "
+                                              "(Retry-After), or the decision log cannot be written"),
+                        "504": error_response("The decision did not finish within the request deadline"),
                     },
                 }
             },
@@ -1175,12 +1182,27 @@ def reopen_log_on_sighup(app: Any) -> None:
 
 
 def run(app: Any, host: str = "127.0.0.1", port: int = 8181, *, log_level: str = "info",
-        limits: ConnectionLimits | None = None) -> None:
-    """Serve `app` with uvicorn, within `limits` (engine/connections.py), until SIGINT or SIGTERM."""
+        limits: ConnectionLimits | None = None, diagnostic_port: int | None = None) -> None:
+    """Serve `app` with uvicorn, within `limits` (engine/connections.py), until SIGINT or SIGTERM.
+
+    `diagnostic_port`: also serve /healthz and /metrics there, on their own thread (engine/diagnostics.py).
+    The interpreter's thread switch interval is lowered to 1 ms so that the event loop and the diagnostic
+    thread get the interpreter lock back quickly from decision workers (measured: benchmarks/service_health.py).
+    """
+    import sys
+
     import uvicorn
 
+    from engine.diagnostics import DiagnosticServer
+
+    sys.setswitchinterval(SWITCH_INTERVAL)
     reopen_log_on_sighup(app)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, **uvicorn_options(limits or ConnectionLimits()))
+    diagnostics = DiagnosticServer(app.state.service, host, diagnostic_port).start() if diagnostic_port else None
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, **uvicorn_options(limits or ConnectionLimits()))
+    finally:
+        if diagnostics is not None:
+            diagnostics.stop()
 
 
 class BackgroundServer:

@@ -27,7 +27,7 @@ from engine.bundle import build_bundle
 from engine.connections import ConnectionLimits
 from engine.server import BackgroundServer, create_app
 from engine.signing import generate_keypair, sign_bundle
-from servehelp import ServeProcess
+from servehelp import ServeProcess, free_port
 from test_server import LEADS, NOW, policy_files, signed_bundle, wait_for, write_atomic
 
 PERSON = {"id": "P-1", "email": "sam.person@gmail.com", "first_name": "Samantha", "last_name": "Quixote",
@@ -323,10 +323,19 @@ def serve(keys, bundle, tmp_path_factory):
     """One real `leadops serve` process for the tests that need a process but not a fresh one."""
     d = tmp_path_factory.mktemp("serve")
     args = ["--bundle", str(bundle), "--key", str(keys.public_path), "--decision-log", str(d / "decisions.jsonl"),
-            "--state-dir", str(d / "state"), "--header-timeout", "0.5", "--max-connections", "40"]
+            "--state-dir", str(d / "state"), "--header-timeout", "0.5", "--max-connections", "40",
+            "--diagnostic-port", str(free_port())]
     with ServeProcess(args, d) as srv:
         srv.dir = d
+        srv.diagnostic_url = f"http://127.0.0.1:{args[-1]}"
         yield srv
+
+
+def test_diagnostic_port_serves_health_and_metrics(serve):
+    health = httpx.get(serve.diagnostic_url + "/healthz", timeout=5)
+    assert health.status_code == 200 and health.json()["revision"] == "rev-a"
+    assert "leadops_bundle_sequence 1.0" in httpx.get(serve.diagnostic_url + "/metrics", timeout=5).text
+    assert httpx.get(serve.diagnostic_url + "/v1/decisions", timeout=5).status_code == 404
 
 
 def test_sighup_reopens_the_log_and_does_not_stop_the_service(serve):
