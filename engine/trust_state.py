@@ -3,7 +3,7 @@
 TUF keeps trusted metadata on the client so that rollback and freeze protection survive a restart; without it
 a restarted server would accept any older signed bundle. The state directory holds ``last-good.tar.gz`` (the
 bundle bytes last published) and ``trust.json`` (its sequence, revision, SHA-256 and when it was verified).
-Both are replaced atomically (write to a temporary file, fsync, rename, fsync the directory), bundle first,
+Both are replaced atomically (engine.client's write: temporary file, fsync, rename, fsync the directory), bundle first,
 so a crash at any point leaves either the old state or the new one, never a record without its bundle.
 """
 
@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from engine.client import _atomic_write as atomic_write  # the one atomic replace (tmp, fsync, rename, fsync dir)
 
 STATE_FILE = "trust.json"
 BUNDLE_FILE = "last-good.tar.gz"
@@ -40,28 +41,6 @@ def default_state_dir(source: str | os.PathLike) -> Path:
     base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
     digest = hashlib.sha256(str(Path(source).resolve()).encode()).hexdigest()[:12]
     return base / "leadops" / f"serve-{digest}"
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that readers (and a crash) see the old bytes or the new, never a mix."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class TrustState:
