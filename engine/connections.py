@@ -28,10 +28,10 @@ DEFAULT_KEEP_ALIVE = 5.0
 MAX_HEADER_BYTES = 16 * 1024
 FD_RESERVE = 64  # descriptors kept for the log, bundles, the state directory and the listening socket
 
+_BUSY_BODY = b'{"error":{"code":"too-many-connections","message":"every connection is busy; retry in a second"}}\n'
 _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"
-    b"retry-after: 1\r\ncontent-length: 97\r\n\r\n"
-    b'{"error":{"code":"too-many-connections","message":"every connection is busy; retry in a second"}}\n'
+    b"retry-after: 1\r\ncontent-length: " + str(len(_BUSY_BODY)).encode() + b"\r\n\r\n" + _BUSY_BODY
 )
 
 

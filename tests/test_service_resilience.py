@@ -528,3 +528,20 @@ def test_idle_keep_alive_connections_are_closed(keys, bundle):
                     break
                 data += chunk
             assert data.startswith(b"HTTP/1.1 200") and time.monotonic() < deadline
+
+
+def test_when_every_connection_is_busy_a_new_one_gets_503(keys, bundle):
+    app = create_app(bundle, keys.public_path, watch=False)
+    with BackgroundServer(app, limits=ConnectionLimits(max_connections=3)) as srv:
+        busy = [socket.create_connection((srv.host, srv.port), timeout=5) for _ in range(3)]
+        try:
+            for s in busy:  # each has a request in progress (a body still uploading): not evictable
+                s.sendall(b"POST /v1/decisions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: 1000\r\n\r\n{")
+            time.sleep(0.2)
+            r = httpx.get(srv.url + "/healthz", timeout=5)
+            assert r.status_code == 503 and r.json()["error"]["code"] == "too-many-connections"
+        finally:
+            for s in busy:
+                s.close()
+        wait_for(lambda: httpx.get(srv.url + "/healthz", timeout=5).status_code == 200)
