@@ -559,18 +559,21 @@ def serve_cmd(bundle_file: str | None, watch_dir: str | None, key_path: str, hos
     from engine.bundle import BundleError
     from engine.connections import ConnectionLimits
     from engine.server import DEFAULT_WORKERS, create_app, run
-    from engine.trust_state import default_state_dir
+    from engine.trust_state import TrustState, default_state_dir
 
     if (bundle_file is None) == (watch_dir is None):
         raise click.UsageError("give exactly one of --bundle FILE or --watch DIR")
     source = bundle_file or watch_dir
     assert source is not None
+    state = Path(state_dir) if state_dir else default_state_dir(source)
+    if bundle_file is not None and not Path(bundle_file).exists() and TrustState(state).last_good() is None:
+        fail(f"bundle file {bundle_file} does not exist, and {state} holds no last good bundle to start from")
     if watch_dir is not None and Path(watch_dir).exists() and not Path(watch_dir).is_dir():
         fail(f"--watch {watch_dir} is not a directory")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         app = create_app(source, key_path, decision_log=decision_log, poll_interval=poll_interval, scope=scope,
-                         state_dir=state_dir or default_state_dir(source), request_timeout=request_timeout,
+                         state_dir=state, request_timeout=request_timeout,
                          workers=workers or DEFAULT_WORKERS, log_personal_data=log_personal_data)
     except BundleError as exc:
         _bundle_fail(exc)

@@ -47,8 +47,7 @@ class TrustState:
     """Read and advance the persisted trust state of one service deployment."""
 
     def __init__(self, directory: str | os.PathLike):
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.directory = Path(directory)  # made on the first save, so merely looking leaves no trace
 
     def load(self) -> tuple[TrustRecord | None, str | None]:
         """The persisted record (None when there is none) and, when the state is unreadable, why."""
@@ -79,6 +78,7 @@ class TrustState:
         current, _ = self.load()
         if current is not None and current.sequence > record.sequence:
             raise ValueError(f"refusing to lower the trusted sequence from {current.sequence} to {record.sequence}")
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         if current is None or current.sha256 != record.sha256 or self.last_good() is None:
             atomic_write(self.directory / BUNDLE_FILE, bundle)
         atomic_write(self.directory / STATE_FILE, json.dumps(asdict(record), sort_keys=True).encode() + b"\n")
