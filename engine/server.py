@@ -58,6 +58,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from engine.admission import BudgetExhausted, ByteBudget, DeadlineExceeded, Job, BodyHold
 from engine.auditlog import AuditLogUnavailable, DecisionLog
 from engine.bundle import BundleError, canonical_json
 from engine import jsonstrict
@@ -173,38 +174,6 @@ def _label(decision: dict[str, Any], key: str, subkeys: tuple[str, ...]) -> str:
             if isinstance(value.get(sub), str):
                 return value[sub][:64]
     return "none"
-
-
-class _Deadline(Exception):
-    """The request's deadline passed before its work finished (answered 504)."""
-
-
-class Job:
-    """One decision request's claim on the answer: either the worker commits it, or the deadline cancels it.
-
-    Exactly one of the two wins (under a lock), so a request that timed out never has decisions logged, and a
-    request whose decisions were logged is always answered with them.
-    """
-
-    def __init__(self, deadline: float):
-        self.deadline = deadline  # time.monotonic() value
-        self._lock = threading.Lock()
-        self.state = "pending"  # -> "committed" | "cancelled"
-
-    def expired(self) -> bool:
-        return self.state == "cancelled" or time.monotonic() >= self.deadline
-
-    def commit(self) -> bool:
-        with self._lock:
-            if self.state == "pending" and time.monotonic() < self.deadline:
-                self.state = "committed"
-            return self.state == "committed"
-
-    def cancel(self) -> bool:
-        with self._lock:
-            if self.state == "pending":
-                self.state = "cancelled"
-            return self.state == "cancelled"
 
 
 class PolicyService:
@@ -476,11 +445,11 @@ class PolicyService:
 
     def decide(self, active: Active, leads: list[Any], now: datetime, explain: bool,
                job: Job | None = None) -> list[dict[str, Any]]:
-        """One entry per lead (decision or error); stops with _Deadline when `job`'s deadline passes."""
+        """One entry per lead (decision or error); stops with DeadlineExceeded when `job`'s deadline passes."""
         results: list[dict[str, Any]] = []
         for index, lead in enumerate(leads):
             if job is not None and job.expired():
-                raise _Deadline()
+                raise DeadlineExceeded()
             lead_id = lead.get("id") if isinstance(lead, dict) else None
             entry: dict[str, Any] = {"index": index, "lead_id": lead_id if isinstance(lead_id, str) else None}
             if not isinstance(lead, dict):
@@ -556,42 +525,7 @@ def _error(status: int, code: str, message: str, field: str | None = None,
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-class ByteBudget:
-    """Bytes of request bodies held in memory across all requests (event-loop only, so no lock)."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self.used = 0
-
-    def take(self, n: int) -> None:
-        if self.used + n > self.limit:
-            raise _ApiError(503, "busy", "too many request bytes in flight; retry in a second",
-                            headers={"Retry-After": "1"})
-        self.used += n
-
-    def give(self, n: int) -> None:
-        self.used -= n
-
-
-class _Hold:
-    """The bytes one request holds in a ByteBudget; released once, when its body is no longer referenced."""
-
-    def __init__(self, budget: ByteBudget):
-        self.budget = budget
-        self.bytes = 0
-
-    def take(self, n: int) -> None:
-        self.budget.take(n)
-        self.bytes += n
-
-    def release(self, future: Any = None) -> None:
-        self.budget.give(self.bytes)
-        self.bytes = 0
-        if future is not None and not future.cancelled():
-            future.exception()  # retrieved here: a request that timed out never awaits its worker's outcome
-
-
-async def _read_body(request: Request, limit: int, timeout: float, hold: _Hold) -> bytes:
+async def _read_body(request: Request, limit: int, timeout: float, hold: BodyHold) -> bytes:
     length = request.headers.get("content-length")
     if length is not None:
         if not length.strip().isdigit():
@@ -721,14 +655,14 @@ def decide_request(service: PolicyService, active: Active, body: bytes, job: Job
     belongs to an answer that is sent, and no answer is sent whose records could not be written.
     """
     if job.expired():
-        raise _Deadline()
+        raise DeadlineExceeded()
     single, leads, now, explain = _parse_request(body, service, max_batch)
     results = service.decide(active, leads, now, explain, job)
     meta = {"revision": active.revision, "sequence": active.sequence, "now": _iso(now)}
     status, content = _render_results(single, meta, results)
     records = service.log_records(active, leads, results, now) if service.decision_log is not None else []
     if not job.commit():
-        raise _Deadline()
+        raise DeadlineExceeded()
     if service.decision_log is not None:
         service.decision_log.write(records)
     return status, content
@@ -812,15 +746,10 @@ def create_app(
         if pending >= max_pending:
             raise shed("overloaded", "overloaded", f"{pending} decision requests in flight; retry in a second")
         pending += 1
-        hold = _Hold(budget)
+        hold = BodyHold(budget)
         released = False
         try:
-            try:
-                body = await _read_body(request, max_body, body_timeout, hold)
-            except _ApiError as exc:
-                if exc.code == "busy":
-                    metrics.rejected.labels("busy").inc()
-                raise
+            body = await _read_body(request, max_body, body_timeout, hold)
             job = Job(time.monotonic() + request_timeout)
             future = asyncio.get_running_loop().run_in_executor(
                 pools[-1], decide_request, service, active, body, job, max_batch
@@ -831,7 +760,7 @@ def create_app(
                 status, content = await asyncio.wait_for(asyncio.shield(future), request_timeout)
             except asyncio.TimeoutError:
                 if job.cancel():
-                    raise _Deadline() from None
+                    raise DeadlineExceeded() from None
                 status, content = await future  # committed just in time: its records are logged, so answer it
         finally:
             pending -= 1
@@ -873,6 +802,11 @@ def create_app(
         metrics.rejected.labels("deadline").inc()
         return _error(504, "deadline-exceeded", f"the decision did not finish within {request_timeout:g} s; "
                       "send smaller batches or retry")
+
+    async def busy_error(request: Request, exc: Exception) -> Response:
+        metrics.rejected.labels("busy").inc()
+        return _error(503, "busy", f"too many request bytes in flight ({exc}); retry in a second",
+                      headers={"Retry-After": "1"})
 
     async def log_error(request: Request, exc: Exception) -> Response:
         log.error("%s", exc)
@@ -919,8 +853,9 @@ def create_app(
     app = Starlette(
         routes=routes,
         exception_handlers={
-            _ApiError: api_error, _Deadline: deadline_error, AuditLogUnavailable: log_error, _ClientGone: client_gone,
-            ClientDisconnect: client_gone, HTTPException: http_error, Exception: internal_error,
+            _ApiError: api_error, DeadlineExceeded: deadline_error, BudgetExhausted: busy_error,
+            AuditLogUnavailable: log_error, _ClientGone: client_gone, ClientDisconnect: client_gone,
+            HTTPException: http_error, Exception: internal_error,
         },
         middleware=[Middleware(_MetricsMiddleware, metrics=metrics)],
         lifespan=lifespan,
