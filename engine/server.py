@@ -263,7 +263,7 @@ class PolicyService:
             self.state_problem = f"the last good bundle in {self.trust.directory} no longer loads: {exc}"
             log.error("%s", self.state_problem)
             return
-        self._publish(verified, policy_set, self.trust.directory / "last-good.tar.gz", persist=False)
+        self._publish(verified, policy_set, self.trust.directory / "last-good.tar.gz")
         for path in self._candidates():  # the configured bundle is this very bundle: not a problem
             try:
                 if hashlib.sha256(path.read_bytes()).hexdigest() == verified.sha256:
@@ -271,18 +271,20 @@ class PolicyService:
             except OSError:
                 pass
 
-    def _persist(self, verified: VerifiedBundle) -> None:
+    def _persist(self, verified: VerifiedBundle) -> bool:
+        """Record `verified` as the last good bundle; False when the state directory cannot take it."""
         if self.trust is None:
-            return
+            return True
         record = TrustRecord(verified.sequence, verified.revision, verified.sha256, int(self.clock().timestamp()))
         try:
             self.trust.save(record, verified.raw)
         except (OSError, ValueError) as exc:
             self.state_problem = f"cannot persist the trust state in {self.trust.directory}: {exc}"
             log.error("%s", self.state_problem)
-            return
+            return False
         self.floor = record
         self.state_problem = None
+        return True
 
     # ------------------------------------------------------------------ loading and hot swap
 
@@ -374,16 +376,18 @@ class PolicyService:
                     log.exception("loading %s failed", path)
                     self._record_error(path, f"policy set failed to load (internal error {type(exc).__name__})")
                     continue
+                if not self._persist(verified):  # TUF: trusted only once persisted, so a restart cannot go back
+                    self._record_error(path, f"not served: {self.state_problem}")
+                    self._seen.pop(path, None)  # tried again at the next poll
+                    continue
                 self._publish(verified, policy_set, path)
                 return True
             return False
 
-    def _publish(self, verified: VerifiedBundle, policy_set: Any, path: Path, *, persist: bool = True) -> None:
+    def _publish(self, verified: VerifiedBundle, policy_set: Any, path: Path) -> None:
         schema = getattr(getattr(policy_set, "lead_schema", None), "schema", None)
         masker = Masker([]) if self.log_personal_data else Masker.from_schema(schema)
         new = Active(verified, policy_set, make_etag(verified), self.clock(), str(path), masker)
-        if persist:
-            self._persist(verified)  # before serving: a crash after this point restarts from this bundle
         old = self.active
         self.active = new  # the swap: one reference assignment
         m = self.metrics

@@ -545,3 +545,25 @@ def test_when_every_connection_is_busy_a_new_one_gets_503(keys, bundle):
             for s in busy:
                 s.close()
         wait_for(lambda: httpx.get(srv.url + "/healthz", timeout=5).status_code == 200)
+
+
+def test_a_bundle_is_served_only_once_its_trust_state_is_persisted(keys, tiny_disk, tmp_path):
+    path = tmp_path / "live.tar.gz"
+    write_atomic(path, signed_bundle(keys, "rev-1", 1))
+    state = tiny_disk / "state"
+    app = create_app(path, keys.public_path, state_dir=state, poll_interval=0.05)
+    with BackgroundServer(app) as srv, httpx.Client(base_url=srv.url) as c:
+        filler = tiny_disk / "filler"
+        with open(filler, "wb", buffering=0) as fh:  # fill the state directory's disk
+            try:
+                while True:
+                    fh.write(b"\0" * 4096)
+            except OSError:
+                pass
+        write_atomic(path, signed_bundle(keys, "rev-2", 2))
+        wait_for(lambda: "cannot persist" in " ".join(c.get("/healthz").json()["problems"]))
+        assert c.get("/healthz").json()["sequence"] == 1  # not trusted until a restart would remember it
+        filler.unlink()
+        wait_for(lambda: c.get("/healthz").json()["sequence"] == 2)
+        assert c.get("/healthz").json()["status"] == "ok"
+    assert json.loads((state / "trust.json").read_text())["sequence"] == 2
