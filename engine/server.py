@@ -238,13 +238,18 @@ class PolicyService:
             self.state_problem = problem
             log.warning("%s", problem)
             data = self.trust.last_good()
-            if data is not None:
-                try:
-                    v = verify_bundle(data, self.keys, now=datetime.fromtimestamp(0, timezone.utc), scope=self.scope)
-                    record = TrustRecord(v.sequence, v.revision, v.sha256, 0)
-                except BundleError:
-                    record = None
+            v = self._verify_last_good(data, 0) if data is not None else None
+            record = TrustRecord(v.sequence, v.revision, v.sha256, 0) if v is not None else None
         self.floor = record
+
+    def _verify_last_good(self, data: bytes, verified_at: int) -> VerifiedBundle | None:
+        """The last good bundle verified at the time it was trusted (else now): its signature must still hold."""
+        for when in (datetime.fromtimestamp(verified_at, timezone.utc), self.clock()):
+            try:
+                return verify_bundle(data, self.keys, now=when, scope=self.scope)
+            except BundleError:
+                continue
+        return None
 
     def _start_from_last_good(self) -> None:
         """Serve the persisted last good bundle: verified again, at the time it was first trusted."""
@@ -255,9 +260,10 @@ class PolicyService:
             self.state_problem = f"the last good bundle in {self.trust.directory} is missing or altered"
             log.error("%s", self.state_problem)
             return
+        verified = self._verify_last_good(data, self.floor.verified_at)
         try:
-            then = datetime.fromtimestamp(self.floor.verified_at, timezone.utc)
-            verified = verify_bundle(data, self.keys, now=then, scope=self.scope)
+            if verified is None:
+                raise BundleError("bad-signature", "its signature no longer verifies with the trusted keys")
             policy_set = self.loader(verified)
         except (LeadopsError, BundleError) as exc:
             self.state_problem = f"the last good bundle in {self.trust.directory} no longer loads: {exc}"

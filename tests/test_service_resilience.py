@@ -567,3 +567,15 @@ def test_a_bundle_is_served_only_once_its_trust_state_is_persisted(keys, tiny_di
         wait_for(lambda: c.get("/healthz").json()["sequence"] == 2)
         assert c.get("/healthz").json()["status"] == "ok"
     assert json.loads((state / "trust.json").read_text())["sequence"] == 2
+
+
+def test_an_unreadable_trust_record_still_refuses_rollback(keys, tmp_path):
+    path = tmp_path / "b.tar.gz"
+    state = tmp_path / "state"
+    path.write_bytes(signed_bundle(keys, "rev-5", 5))
+    create_app(path, keys.public_path, state_dir=state, watch=False).state.service.close()
+    (state / "trust.json").write_text("{not json")
+    path.write_bytes(signed_bundle(keys, "rev-4", 4))
+    service = create_app(path, keys.public_path, state_dir=state, watch=False).state.service
+    assert service.active.sequence == 5
+    assert any("unreadable" in p for p in service.problems()) and "rollback" in service.last_error
