@@ -664,14 +664,36 @@ def bundle_verify(bundle_file: str, key_path: str, min_sequence: int | None, sco
 @click.option("--poll-interval", default=1.0, show_default=True, type=click.FloatRange(0.05, 3600),
               help="Seconds between checks for a new bundle.")
 @click.option("--scope", help="Require this scope claim in bundle signatures.")
+@click.option("--state-dir", metavar="DIR",
+              help="Trust state kept across restarts: the highest verified sequence and the last good bundle "
+                   "[default: $XDG_STATE_HOME/leadops/serve-<hash of the bundle path>].")
+@click.option("--request-timeout", default=10.0, show_default=True, type=click.FloatRange(0.01, 3600),
+              help="Seconds a decision request may take once its body is read (then 504).")
+@click.option("--workers", default=None, type=click.IntRange(1, 64),
+              help="Decision worker threads [default: min(4, CPUs)].")
+@click.option("--max-connections", default=1000, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="Open connections at most (idle ones are closed first when full).")
+@click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(0.01, 600),
+              help="Seconds to receive a request's line and headers.")
+@click.option("--keep-alive", default=5.0, show_default=True, type=click.FloatRange(0.01, 600),
+              help="Seconds an idle keep-alive connection stays open.")
+@click.option("--diagnostic-port", type=click.IntRange(1, 65535),
+              help="Also serve /healthz and /metrics on this port, on their own thread (answers under any load).")
 @click.option("--impact", "impact_file", metavar="FILE.json", help="Show this `leadops diff --format json` result on /ui/impact.")
+@click.option("--log-personal-data", is_flag=True,
+              help="Write personal lead fields (x-leadops-pii / format: email) into the decision log unmasked.")
 def serve_cmd(bundle_file: str | None, watch_dir: str | None, key_path: str, host: str, port: int,
-              decision_log: str | None, poll_interval: float, scope: str | None, impact_file: str | None) -> None:
+              decision_log: str | None, poll_interval: float, scope: str | None, state_dir: str | None,
+              request_timeout: float, workers: int | None, max_connections: int, header_timeout: float,
+              keep_alive: float, diagnostic_port: int | None, impact_file: str | None, log_personal_data: bool) -> None:
     """Run the decision service (Starlette on uvicorn) from a verified bundle.
 
     Endpoints: POST /v1/decisions, GET /v1/bundle (ETag, 304), GET /v1/policy, GET /healthz, GET /metrics,
     GET /openapi.json. A changed bundle is verified and swapped in atomically; a bad one is logged and the
-    last good one keeps serving. Read-only pages for people at /ui/: the handbook, try a lead, impact reports.
+    last good one keeps serving. The trusted sequence and last good bundle persist in --state-dir, so a
+    restart never rolls back and starts from the last good bundle when the configured one is missing or broken.
+    SIGHUP reopens the decision log (logrotate).
+    Read-only pages for people at /ui/: the handbook, try a lead, impact reports.
 
     \b
     Example:
@@ -680,23 +702,28 @@ def serve_cmd(bundle_file: str | None, watch_dir: str | None, key_path: str, hos
     import logging
 
     from engine.bundle import BundleError
-    from engine.server import create_app, run
+    from engine.connections import ConnectionLimits
+    from engine.server import DEFAULT_WORKERS, create_app, run
+    from engine.trust_state import TrustState, default_state_dir
 
     if (bundle_file is None) == (watch_dir is None):
         raise click.UsageError("give exactly one of --bundle FILE or --watch DIR")
     source = bundle_file or watch_dir
     assert source is not None
-    if bundle_file is not None and not Path(bundle_file).is_file():
-        fail(f"bundle file {bundle_file} does not exist")
-    if watch_dir is not None and not Path(watch_dir).is_dir():
-        fail(f"watch directory {watch_dir} does not exist")
+    state = Path(state_dir) if state_dir else default_state_dir(source)
+    if bundle_file is not None and not Path(bundle_file).exists() and TrustState(state).last_good() is None:
+        fail(f"bundle file {bundle_file} does not exist, and {state} holds no last good bundle to start from")
+    if watch_dir is not None and Path(watch_dir).exists() and not Path(watch_dir).is_dir():
+        fail(f"--watch {watch_dir} is not a directory")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        app = create_app(source, key_path, decision_log=decision_log, poll_interval=poll_interval, scope=scope)
+        app = create_app(source, key_path, decision_log=decision_log, poll_interval=poll_interval, scope=scope,
+                         state_dir=state, request_timeout=request_timeout,
+                         workers=workers or DEFAULT_WORKERS, log_personal_data=log_personal_data)
     except BundleError as exc:
         _bundle_fail(exc)
     except OSError as exc:
-        fail(f"cannot open the decision log {decision_log}: {exc.strerror}")
+        fail(f"cannot open {exc.filename or 'the decision log or state directory'}: {exc.strerror}")
     if impact_file:
         from engine.web import attach_impact_report
 
@@ -704,8 +731,13 @@ def serve_cmd(bundle_file: str | None, watch_dir: str | None, key_path: str, hos
             attach_impact_report(app, impact_file)
         except ValueError as exc:
             fail(str(exc))
+    service = app.state.service
+    if service.active is None:
+        click.echo(f"warning: no verified bundle yet ({service.last_error or 'nothing at ' + source}); "
+                   "answering 503 until a valid bundle appears", err=True)
+    limits = ConnectionLimits(max_connections=max_connections, header_timeout=header_timeout, keep_alive=keep_alive)
     click.echo(f"leadops decision service on http://{host}:{port} (OpenAPI at /openapi.json)", err=True)
-    run(app, host=host, port=port)
+    run(app, host=host, port=port, limits=limits, diagnostic_port=diagnostic_port)
 
 
 # ---- scenarios: test, record ----

@@ -625,7 +625,7 @@ def plainly_valid_schema(schema: Any, depth: int = 0) -> bool:
         elif key in ("format", "title", "description", "$comment"):
             if type(value) is not str:
                 return False
-        elif key in ("deprecated", "readOnly", "writeOnly"):
+        elif key in ("deprecated", "readOnly", "writeOnly", "x-leadops-pii"):
             if type(value) is not bool:
                 return False
         elif key in ("$schema", "$id"):

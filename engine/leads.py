@@ -42,7 +42,7 @@ LEAD_LIMIT = "LEAD005"  # a hostile-input bound was hit
 
 ANNOTATION_KEYWORDS = frozenset(
     {"$schema", "$id", "$comment", "title", "description", "default", "examples", "deprecated", "readOnly",
-     "writeOnly", "$anchor"}
+     "writeOnly", "$anchor", "x-leadops-pii"}
 )  # fmt: skip
 SUPPORTED_KEYWORDS = ANNOTATION_KEYWORDS | {
     "type", "properties", "required", "additionalProperties", "items", "enum", "const", "pattern", "minimum",
@@ -241,6 +241,8 @@ class _SchemaCompiler:
         for keyword in schema:
             if keyword not in SUPPORTED_KEYWORDS:
                 self.problem(where, f"unsupported schema keyword {keyword!r}")
+        if not isinstance(schema.get("x-leadops-pii", False), bool):
+            self.problem(where, '"x-leadops-pii" must be true or false (true: personal data, masked in logs)')
         declared = schema.get("type")
         types = declared if isinstance(declared, list) else ([declared] if declared is not None else [])
         for name in types:

@@ -15,9 +15,22 @@ size, then by SHA-256; a changed bundle is verified (signature, expiry, no rollb
 compiled into a complete PolicySet, and only then published by replacing one reference. Each request reads that
 reference once, so it is answered entirely by one policy. A bad bundle is logged and the last good one stays.
 
+Trust across restarts (TUF): with a state directory, every published bundle is persisted with its sequence
+(engine/trust_state.py); a restarted service never accepts a sequence below it and starts from the last good
+bundle when the configured one is missing or broken. A bundle that expires while it is served keeps serving
+(``/healthz`` degraded, a ``Leadops-Warning`` header on answers), and so does the same bundle after a restart;
+a bundle that is already expired when first seen is refused.
+
+Bounded work: decisions (JSON parsing, evaluation, rendering) run on a bounded thread pool, never on the
+event loop, so ``/healthz`` and ``/metrics`` answer while decisions run; at most `max_pending` decision
+requests are in flight (more: 503 ``overloaded``), their bodies share a byte budget (503 ``busy``), and each
+has a deadline (504 ``deadline-exceeded``; a batch stops between leads). Connection limits: engine/connections.py.
+
 Bad requests get a 4xx JSON error ``{"error": {"code", "message", "field"?}}``: wrong content type (415), body over
 the limit (413), slow body (408), malformed JSON or wrong shape (400), an invalid single lead (422, naming the
-field). In a batch, each invalid lead gets its own error entry and the others are decided.
+field). In a batch, each invalid lead gets its own error entry and the others are decided. A client that hangs up
+is not an error (counted with status 499). A decision log that cannot be written (full disk) answers 503 and
+marks ``/healthz`` degraded: no decision is answered that was not recorded (engine/auditlog.py).
 """
 
 from __future__ import annotations
@@ -27,11 +40,13 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dc_field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -40,15 +55,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from engine.admission import BudgetExhausted, ByteBudget, DeadlineExceeded, Job, BodyHold
+from engine.auditlog import AuditLogUnavailable, DecisionLog
 from engine.bundle import BundleError, canonical_json
 from engine import jsonstrict
+from engine.connections import ConnectionLimits, uvicorn_options
 from engine.errors import LeadError, LeadopsError, PolicyError
+from engine.expr.sandbox import MAX_DATETIME_YEAR, MIN_DATETIME_YEAR
+from engine.personal_data import Masker
 from engine.policyset import parse_instant
 from engine.signing import TrustedKeys, VerifiedBundle, load_trusted_keys, verify_bundle
+from engine.trust_state import TrustRecord, TrustState
 
 log = logging.getLogger("leadops.server")
 
@@ -56,6 +77,11 @@ DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_MAX_BATCH = 1000
 DEFAULT_BODY_TIMEOUT = 10.0
 DEFAULT_POLL_INTERVAL = 1.0
+DEFAULT_REQUEST_TIMEOUT = 10.0
+DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
+DEFAULT_MAX_PENDING = 256
+DEFAULT_MAX_INFLIGHT_BYTES = 64 * 1024 * 1024
+SWITCH_INTERVAL = 0.001  # seconds a thread may hold the interpreter lock while another waits (Python's default: 5 ms)
 KNOWN_PATHS = ("/v1/bundle", "/v1/decisions", "/v1/policy", "/healthz", "/metrics", "/openapi.json")
 
 
@@ -68,6 +94,7 @@ class Active:
     etag: str
     loaded_at: datetime
     source: str
+    masker: Masker = dc_field(default_factory=lambda: Masker([]))
 
     @property
     def revision(self) -> str:
@@ -124,28 +151,7 @@ class _Metrics:
             "leadops_bundle_expiry_timestamp_seconds", "Expiry of the active bundle (Unix time)", registry=r
         )
         self.reloads = Counter("leadops_bundle_reloads", "Bundle load attempts", ["result"], registry=r)
-
-
-class DecisionLog:
-    """Append-only JSON Lines audit log; one line per lead, written whole under a lock."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "ab")
-        self._lock = threading.Lock()
-
-    def write(self, records: list[dict[str, Any]]) -> None:
-        if not records:
-            return
-        data = b"".join(canonical_json(rec) + b"\n" for rec in records)
-        with self._lock:
-            self._fh.write(data)
-            self._fh.flush()
-
-    def close(self) -> None:
-        with self._lock:
-            self._fh.close()
+        self.rejected = Counter("leadops_requests_rejected", "Requests shed before deciding", ["reason"], registry=r)
 
 
 def _iso(dt: datetime) -> str:
@@ -172,7 +178,7 @@ def _label(decision: dict[str, Any], key: str, subkeys: tuple[str, ...]) -> str:
 
 
 class PolicyService:
-    """The service state: the active policy, the watcher, metrics and the decision log."""
+    """The service state: the active policy, the watcher, metrics, the trust state and the decision log."""
 
     def __init__(
         self,
@@ -185,31 +191,107 @@ class PolicyService:
         loader: Callable[[VerifiedBundle], Any] | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         scope: str | None = None,
+        state_dir: str | os.PathLike | None = None,
+        log_personal_data: bool = False,
     ):
         self.source = Path(source)
         self.watch_dir = self.source.is_dir()
-        if not self.watch_dir and not self.source.is_file():
-            raise BundleError("missing-bundle", f"no bundle file or directory at {self.source}")
         self.keys = load_trusted_keys(trusted_keys)
         self.now_provider = now_provider or (lambda: datetime.now(timezone.utc))
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.loader = loader or (lambda verified: verified.load_policy_set())
         self.poll_interval = poll_interval
         self.scope = scope
+        self.log_personal_data = log_personal_data
         self.metrics = _Metrics()
         self.decision_log = DecisionLog(decision_log) if decision_log else None
+        if self.decision_log is not None and self.decision_log.repaired_bytes:
+            log.warning("decision log %s ended in a torn record: %d bytes moved to %s.torn", decision_log,
+                        self.decision_log.repaired_bytes, decision_log)
         self.active: Active | None = None
         self.errors: dict[str, str] = {}  # bundle path -> why it was rejected (while it stays as it is)
+        self.state_problem: str | None = None
+        self.in_flight: Callable[[], dict[str, int]] = lambda: {"requests": 0, "body_bytes": 0}
         self.last_error_at: datetime | None = None
         self._seen: dict[Path, tuple[int, int, int]] = {}
         self._reload_lock = threading.Lock()
+        self.trust = TrustState(state_dir) if state_dir is not None else None
+        self.floor: TrustRecord | None = None  # the persisted highest verified sequence
+        self._restore_floor()
         self.reload()
-        if self.active is None and not self.watch_dir:
-            raise BundleError("no-valid-bundle", self.last_error or f"{self.source} is not a valid bundle")
+        if self.active is None:
+            self._start_from_last_good()
+        if self.active is None:
+            log.error("no verified bundle to serve (%s); answering 503 until a valid bundle appears",
+                      self.last_error or f"nothing at {self.source}")
 
     @property
     def last_error(self) -> str | None:
         return "; ".join(self.errors.values()) if self.errors else None
+
+    # ------------------------------------------------------------------ trust state (survives restarts)
+
+    def _restore_floor(self) -> None:
+        if self.trust is None:
+            return
+        record, problem = self.trust.load()
+        if problem:  # unreadable: the last good bundle itself still sets the floor, if it verifies
+            self.state_problem = problem
+            log.warning("%s", problem)
+            data = self.trust.last_good()
+            v = self._verify_last_good(data, 0) if data is not None else None
+            record = TrustRecord(v.sequence, v.revision, v.sha256, 0) if v is not None else None
+        self.floor = record
+
+    def _verify_last_good(self, data: bytes, verified_at: int) -> VerifiedBundle | None:
+        """The last good bundle verified at the time it was trusted (else now): its signature must still hold."""
+        for when in (datetime.fromtimestamp(verified_at, timezone.utc), self.clock()):
+            try:
+                return verify_bundle(data, self.keys, now=when, scope=self.scope)
+            except BundleError:
+                continue
+        return None
+
+    def _start_from_last_good(self) -> None:
+        """Serve the persisted last good bundle: verified again, at the time it was first trusted."""
+        if self.trust is None or self.floor is None:
+            return
+        data = self.trust.last_good()
+        if data is None or hashlib.sha256(data).hexdigest() != self.floor.sha256:
+            self.state_problem = f"the last good bundle in {self.trust.directory} is missing or altered"
+            log.error("%s", self.state_problem)
+            return
+        verified = self._verify_last_good(data, self.floor.verified_at)
+        try:
+            if verified is None:
+                raise BundleError("bad-signature", "its signature no longer verifies with the trusted keys")
+            policy_set = self.loader(verified)
+        except (LeadopsError, BundleError) as exc:
+            self.state_problem = f"the last good bundle in {self.trust.directory} no longer loads: {exc}"
+            log.error("%s", self.state_problem)
+            return
+        self._publish(verified, policy_set, self.trust.directory / "last-good.tar.gz")
+        for path in self._candidates():  # the configured bundle is this very bundle: not a problem
+            try:
+                if hashlib.sha256(path.read_bytes()).hexdigest() == verified.sha256:
+                    self.errors.pop(str(path), None)
+            except OSError:
+                pass
+
+    def _persist(self, verified: VerifiedBundle) -> bool:
+        """Record `verified` as the last good bundle; False when the state directory cannot take it."""
+        if self.trust is None:
+            return True
+        record = TrustRecord(verified.sequence, verified.revision, verified.sha256, int(self.clock().timestamp()))
+        try:
+            self.trust.save(record, verified.raw)
+        except (OSError, ValueError) as exc:
+            self.state_problem = f"cannot persist the trust state in {self.trust.directory}: {exc}"
+            log.error("%s", self.state_problem)
+            return False
+        self.floor = record
+        self.state_problem = None
+        return True
 
     # ------------------------------------------------------------------ loading and hot swap
 
@@ -228,6 +310,15 @@ class PolicyService:
         log.warning("bundle %s rejected, keeping %s: %s", path, self.active.revision if self.active else "nothing",
                     message)
 
+    def _trusted_floor(self) -> tuple[int | None, str | None]:
+        """The lowest acceptable sequence and the revision it names: the active bundle's or the persisted one."""
+        current, floor = self.active, self.floor
+        if current is not None and (floor is None or current.sequence >= floor.sequence):
+            return current.sequence, current.revision
+        if floor is not None:
+            return floor.sequence, floor.revision
+        return None, None
+
     def reload(self) -> bool:
         """Check the source for a changed bundle; load and publish it when it is valid and newer.
 
@@ -243,6 +334,9 @@ class PolicyService:
                 try:
                     st = path.stat()
                 except OSError:
+                    if not self.watch_dir and str(path) not in self.errors:
+                        self._seen.pop(path, None)
+                        self._record_error(path, "no bundle file here")
                     continue
                 stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
                 if self._seen.get(path) == stamp:
@@ -257,13 +351,14 @@ class PolicyService:
                 if current is not None and hashlib.sha256(data).hexdigest() == current.verified.sha256:
                     self.errors.pop(str(path), None)  # back to the active bundle
                     continue
+                min_sequence, current_revision = self._trusted_floor()
                 try:
                     verified = verify_bundle(
                         data,
                         self.keys,
                         now=self.clock(),
-                        min_sequence=current.sequence if current else None,
-                        current_revision=current.revision if current else None,
+                        min_sequence=min_sequence,
+                        current_revision=current_revision,
                         scope=self.scope,
                     )
                 except BundleError as exc:
@@ -288,12 +383,18 @@ class PolicyService:
                     log.exception("loading %s failed", path)
                     self._record_error(path, f"policy set failed to load (internal error {type(exc).__name__})")
                     continue
+                if not self._persist(verified):  # TUF: trusted only once persisted, so a restart cannot go back
+                    self._record_error(path, f"not served: {self.state_problem}")
+                    self._seen.pop(path, None)  # tried again at the next poll
+                    continue
                 self._publish(verified, policy_set, path)
                 return True
             return False
 
     def _publish(self, verified: VerifiedBundle, policy_set: Any, path: Path) -> None:
-        new = Active(verified, policy_set, make_etag(verified), self.clock(), str(path))
+        schema = getattr(getattr(policy_set, "lead_schema", None), "schema", None)
+        masker = Masker([]) if self.log_personal_data else Masker.from_schema(schema)
+        new = Active(verified, policy_set, make_etag(verified), self.clock(), str(path), masker)
         old = self.active
         self.active = new  # the swap: one reference assignment
         m = self.metrics
@@ -320,14 +421,48 @@ class PolicyService:
             except Exception:  # never let the watcher die; the next poll tries again
                 log.exception("bundle watcher failed")
 
+    def problems(self) -> list[str]:
+        """Why the service is degraded (empty when healthy): expiry, rejected bundles, trust state, decision log."""
+        active = self.active
+        problems = []
+        if active is not None and active.verified.is_expired(self.clock()):
+            problems.append(
+                f"active bundle expired at {_iso(active.verified.expires_datetime())}; still serving it as the last "
+                "good bundle: publish a freshly signed bundle"
+            )
+        problems.extend(f"bundle rejected (still serving the last good one): {msg}" for msg in self.errors.values())
+        if self.state_problem:
+            problems.append(self.state_problem)
+        if self.decision_log is not None and self.decision_log.problem:
+            problems.append(f"{self.decision_log.problem}; decisions answer 503 until it can be written")
+        return problems
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """The /healthz answer: 503 while nothing is served, else 200 with status "ok" or "degraded"."""
+        active = self.active
+        if active is None:
+            reason = self.last_error or "no verified bundle loaded"
+            return 503, {"status": "unavailable", "reason": reason, "problems": self.problems()}
+        problems = self.problems()
+        return 200, {
+            "status": "degraded" if problems else "ok",
+            "revision": active.revision,
+            "sequence": active.sequence,
+            "problems": problems,
+            "in_flight": self.in_flight(),
+        }
+
     # ------------------------------------------------------------------ decisions
 
     def decide(self, active: Active, leads: list[Any], now: datetime, explain: bool,
-               mapping: Any = None) -> list[dict[str, Any]]:
+               mapping: Any = None, job: Job | None = None) -> list[dict[str, Any]]:
+        """One entry per lead (decision or error); stops with DeadlineExceeded when `job`'s deadline passes.
+
+        `mapping` (engine/crm): each lead is a raw CRM record, mapped before it is decided."""
         results: list[dict[str, Any]] = []
-        log_records: list[dict[str, Any]] = []
-        stamp = _iso(self.clock())
         for index, lead in enumerate(leads):
+            if job is not None and job.expired():
+                raise DeadlineExceeded()
             lead_id = lead.get("id") if isinstance(lead, dict) else None
             entry: dict[str, Any] = {"index": index, "lead_id": lead_id if isinstance(lead_id, str) else None}
             if not isinstance(lead, dict):
@@ -350,24 +485,31 @@ class PolicyService:
                     self.metrics.decisions.labels(
                         _label(decision, "stage", ("to", "id")), _label(decision, "route", ("queue", "team", "rule"))
                     ).inc()
+            if "error" in entry:
+                entry["error"] = active.masker.for_lead(lead)(entry["error"])  # errors never quote personal data
             results.append(entry)
-            if self.decision_log is not None:
-                record = {
-                    "time": stamp,
-                    "revision": active.revision,
-                    "sequence": active.sequence,
-                    "lead_id": entry["lead_id"],
-                    "input_sha256": input_hash(lead),
-                    "now": _iso(now),
-                }
-                if "decision" in entry:
-                    record["decision"] = entry["decision"]
-                else:
-                    record["error"] = entry["error"]
-                log_records.append(record)
-        if self.decision_log is not None:
-            self.decision_log.write(log_records)
         return results
+
+    def log_records(self, active: Active, leads: list[Any], results: list[dict[str, Any]],
+                    now: datetime) -> list[dict[str, Any]]:
+        """The audit records of answered decisions, personal data masked unless `log_personal_data`."""
+        stamp = _iso(self.clock())
+        records = []
+        for lead, entry in zip(leads, results):
+            record: dict[str, Any] = {
+                "time": stamp,
+                "revision": active.revision,
+                "sequence": active.sequence,
+                "lead_id": entry["lead_id"],
+                "input_sha256": input_hash(lead),
+                "now": _iso(now),
+            }
+            if "decision" in entry:
+                record["decision"] = active.masker.for_lead(lead)(entry["decision"])
+            else:
+                record["error"] = entry["error"]
+            records.append(record)
+        return records
 
     def close(self) -> None:
         if self.decision_log is not None:
@@ -378,25 +520,33 @@ class PolicyService:
 
 
 class _ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None,
+                 headers: dict[str, str] | None = None):
         self.status, self.code, self.message, self.field = status, code, message, field
+        self.headers = headers
 
 
-def _error(status: int, code: str, message: str, field: str | None = None, **extra: Any) -> JSONResponse:
+class _ClientGone(Exception):
+    """The client hung up before its request was complete: nothing to answer, and not an error of ours."""
+
+
+def _error(status: int, code: str, message: str, field: str | None = None,
+           headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     body: dict[str, Any] = {"error": {"code": code, "message": message}}
     if field is not None:
         body["error"]["field"] = field
     body.update(extra)
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
-async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+async def _read_body(request: Request, limit: int, timeout: float, hold: BodyHold) -> bytes:
     length = request.headers.get("content-length")
     if length is not None:
         if not length.strip().isdigit():
             raise _ApiError(400, "bad-request", "Content-Length is not a number")
         if int(length) > limit:
             raise _ApiError(413, "body-too-large", f"request body is {int(length)} bytes; the limit is {limit}")
+        hold.take(int(length))
     chunks: list[bytes] = []
     size = 0
 
@@ -406,24 +556,144 @@ async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
             size += len(chunk)
             if size > limit:
                 raise _ApiError(413, "body-too-large", f"request body exceeds the limit of {limit} bytes")
+            if size > hold.bytes:
+                hold.take(size - hold.bytes)
             chunks.append(chunk)
 
     try:
         await asyncio.wait_for(collect(), timeout)
     except asyncio.TimeoutError:
         raise _ApiError(408, "request-timeout", f"request body not received within {timeout:g} s") from None
+    except ClientDisconnect:
+        raise _ClientGone() from None
     return b"".join(chunks)
 
 
 def parse_now(value: Any) -> datetime:
+    """The request's `now`: 400 when it is not an RFC 3339 date-time with an offset, 422 when out of range."""
     if not isinstance(value, str) or len(value) > 64:
         raise _ApiError(400, "invalid-now", "'now' must be an RFC 3339 date-time string with an offset", "now")
     try:
-        return parse_instant(value)
+        parsed = parse_instant(value)
     except ValueError as exc:
         if str(exc) == "no UTC offset":
             raise _ApiError(400, "invalid-now", "'now' needs a UTC offset (e.g. 2025-03-04T09:00:00Z)", "now") from None
-        raise _ApiError(400, "invalid-now", f"'now' is not an RFC 3339 date-time: {value!r}", "now") from None
+        raise _ApiError(400, "invalid-now", f"'now' is not an RFC 3339 date-time: {value[:40]!r}", "now") from None
+    try:
+        instant = parsed.astimezone(timezone.utc)
+    except OverflowError:
+        instant = None
+    if instant is None or not all(MIN_DATETIME_YEAR <= d.year <= MAX_DATETIME_YEAR for d in (parsed, instant)):
+        raise _ApiError(
+            422, "now-out-of-range",
+            f"'now' must be an instant in the years {MIN_DATETIME_YEAR}–{MAX_DATETIME_YEAR} (in UTC and as written)",
+            "now",
+        )
+    return parsed
+
+
+def _render(content: Any) -> bytes:
+    """The JSON bytes Starlette's JSONResponse would send; raises ValueError for what JSON cannot carry."""
+    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
+_UNENCODABLE = {
+    "code": "unencodable-decision",
+    "message": "the decision holds a value JSON cannot carry (a lone surrogate or a non-finite number); "
+               "fix the policy expression that produced it",
+    "field": "",
+}
+
+
+def _render_results(single: bool, meta: dict[str, Any], results: list[dict[str, Any]]) -> tuple[int, bytes]:
+    """The answer's status and bytes; a decision that cannot be encoded becomes that lead's error."""
+    def body() -> tuple[int, Any]:
+        if single:
+            entry = results[0]
+            if "error" in entry:
+                return 422, {"error": entry["error"], **meta}
+            return 200, {**meta, "decision": entry["decision"]}
+        errors = sum(1 for e in results if "error" in e)
+        summary = {"leads": len(results), "decisions": len(results) - errors, "errors": errors}
+        return 200, {**meta, "results": results, "summary": summary}
+
+    status, content = body()
+    try:
+        return status, _render(content)
+    except (ValueError, UnicodeEncodeError):
+        for entry in results:
+            if "decision" in entry:
+                try:
+                    _render(entry["decision"])
+                except (ValueError, UnicodeEncodeError):
+                    del entry["decision"]
+                    entry["error"] = dict(_UNENCODABLE)
+        status, content = body()
+        return status, _render(content)
+
+
+def _parse_request(body: bytes, service: PolicyService, active: Active,
+                   max_batch: int) -> tuple[bool, list[Any], datetime, bool, Any]:
+    """(single, leads, now, explain, mapping) from a request body, or _ApiError naming what is wrong."""
+    try:
+        doc = jsonstrict.loads(body)
+    except ValueError as exc:
+        raise _ApiError(400, "malformed-json", f"request body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise _ApiError(400, "invalid-body", 'body must be an object: {"lead": {...}} or {"leads": [...]}')
+    unknown = sorted(set(doc) - {"lead", "leads", "now", "explain", "mapping"})
+    if unknown:
+        raise _ApiError(400, "invalid-body", f"unknown field(s): {', '.join(unknown)[:200]}", unknown[0][:200])
+    mapping = _request_mapping(active, doc.get("mapping"))
+    if ("lead" in doc) == ("leads" in doc):
+        raise _ApiError(400, "invalid-body", 'give exactly one of "lead" (an object) or "leads" (an array)')
+    explain = doc.get("explain", False)
+    if not isinstance(explain, bool):
+        raise _ApiError(400, "invalid-body", "'explain' must be true or false", "explain")
+    now = parse_now(doc["now"]) if doc.get("now") is not None else service.now_provider()
+    single = "lead" in doc
+    if single:
+        if not isinstance(doc["lead"], dict):
+            raise _ApiError(400, "invalid-body", "'lead' must be a JSON object", "lead")
+        return True, [doc["lead"]], now, explain, mapping
+    leads = doc["leads"]
+    if not isinstance(leads, list):
+        raise _ApiError(400, "invalid-body", "'leads' must be an array of lead objects", "leads")
+    if len(leads) > max_batch:
+        raise _ApiError(413, "batch-too-large", f"{len(leads)} leads; the limit per request is {max_batch}")
+    return False, leads, now, explain, mapping
+
+
+def _request_mapping(active: Active, name: Any) -> Any:
+    """The CRM mapping preset a request names ("mapping": "hubspot"), or None for native leads."""
+    if name is None:
+        return None
+    from engine.crm.mapping import preset_for
+
+    try:
+        return preset_for(active.policy_set, name)
+    except ValueError as exc:
+        raise _ApiError(400, "unknown-mapping", str(exc), "mapping") from None
+
+
+def decide_request(service: PolicyService, active: Active, body: bytes, job: Job, max_batch: int) -> tuple[int, bytes]:
+    """All CPU work of one decision request (runs on the worker pool): parse, decide, render, then log.
+
+    The decision log is written only after the answer is rendered and the job committed, so every record
+    belongs to an answer that is sent, and no answer is sent whose records could not be written.
+    """
+    if job.expired():
+        raise DeadlineExceeded()
+    single, leads, now, explain, mapping = _parse_request(body, service, active, max_batch)
+    results = service.decide(active, leads, now, explain, mapping, job)
+    meta = {"revision": active.revision, "sequence": active.sequence, "now": now.isoformat()}  # = evaluated_at
+    status, content = _render_results(single, meta, results)
+    records = service.log_records(active, leads, results, now) if service.decision_log is not None else []
+    if not job.commit():
+        raise DeadlineExceeded()
+    if service.decision_log is not None:
+        service.decision_log.write(records)
+    return status, content
 
 
 def create_app(
@@ -440,12 +710,19 @@ def create_app(
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     scope: str | None = None,
     watch: bool = True,
+    state_dir: str | os.PathLike | None = None,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    workers: int = DEFAULT_WORKERS,
+    max_pending: int = DEFAULT_MAX_PENDING,
+    max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES,
+    log_personal_data: bool = False,
 ) -> Starlette:
     """Build the service app for a bundle file or a watched directory of bundles.
 
-    Raises BundleError when `source` is a file that is not a valid signed bundle (the service never starts
-    on an unverified policy). A watched directory may start empty: decisions answer 503 until a bundle arrives.
-    `now_provider` gives the default `now` of a decision; `clock` the time bundles are verified against.
+    Never serves an unverified policy. When neither `source` nor the last good bundle of `state_dir` holds a
+    valid bundle, the service still starts: `/healthz` and decisions answer 503 (naming why) until a valid
+    bundle appears. `now_provider` gives the default `now` of a decision; `clock` the time bundles are verified
+    against. `state_dir` (None: no persistence) keeps the trusted sequence and last good bundle across restarts.
     """
     service = PolicyService(
         source,
@@ -456,14 +733,26 @@ def create_app(
         loader=loader,
         poll_interval=poll_interval,
         scope=scope,
+        state_dir=state_dir,
+        log_personal_data=log_personal_data,
     )
     metrics = service.metrics
+    service.in_flight = lambda: {"requests": pending, "body_bytes": budget.used}
+    pools: list[ThreadPoolExecutor] = []  # one per run of the app (made in the lifespan, shut down after it)
+    budget = ByteBudget(max_inflight_bytes)
+    pending = 0
 
     def current() -> Active:
         active = service.active
         if active is None:
-            raise _ApiError(503, "no-policy", "no verified bundle is loaded yet")
+            raise _ApiError(503, "no-policy", f"no verified bundle is loaded: {service.last_error or 'none yet'}")
         return active
+
+    def expiry_headers(active: Active) -> dict[str, str]:
+        if not active.verified.is_expired(service.clock()):
+            return {}
+        return {"Leadops-Warning": f"bundle {active.revision} expired at {_iso(active.verified.expires_datetime())}; "
+                                   "serving the last good bundle"}
 
     async def get_bundle(request: Request) -> Response:
         active = current()
@@ -472,56 +761,40 @@ def create_app(
             return Response(status_code=304, headers=headers)
         return Response(active.verified.raw, media_type="application/gzip", headers=headers)
 
+    def shed(reason: str, code: str, message: str) -> _ApiError:
+        metrics.rejected.labels(reason).inc()
+        return _ApiError(503, code, message, headers={"Retry-After": "1"})
+
     async def post_decisions(request: Request) -> Response:
+        nonlocal pending
         active = current()  # read once: this request is answered by exactly this policy
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/json":
             raise _ApiError(415, "unsupported-media-type", "send the request body as application/json")
-        body = await _read_body(request, max_body, body_timeout)
+        if pending >= max_pending:
+            raise shed("overloaded", "overloaded", f"{pending} decision requests in flight; retry in a second")
+        pending += 1
+        hold = BodyHold(budget)
+        released = False
         try:
-            doc = jsonstrict.loads(body)
-        except ValueError as exc:
-            raise _ApiError(400, "malformed-json", f"request body is not valid JSON: {exc}") from None
-        if not isinstance(doc, dict):
-            raise _ApiError(400, "invalid-body", 'body must be an object: {"lead": {...}} or {"leads": [...]}')
-        unknown = sorted(set(doc) - {"lead", "leads", "now", "explain", "mapping"})
-        if unknown:
-            raise _ApiError(400, "invalid-body", f"unknown field(s): {', '.join(unknown)}", unknown[0])
-        if ("lead" in doc) == ("leads" in doc):
-            raise _ApiError(400, "invalid-body", 'give exactly one of "lead" (an object) or "leads" (an array)')
-        explain = doc.get("explain", False)
-        if not isinstance(explain, bool):
-            raise _ApiError(400, "invalid-body", "'explain' must be true or false", "explain")
-        now = parse_now(doc["now"]) if doc.get("now") is not None else service.now_provider()
-        single = "lead" in doc
-        if single:
-            if not isinstance(doc["lead"], dict):
-                raise _ApiError(400, "invalid-body", "'lead' must be a JSON object", "lead")
-            leads = [doc["lead"]]
-        else:
-            leads = doc["leads"]
-            if not isinstance(leads, list):
-                raise _ApiError(400, "invalid-body", "'leads' must be an array of lead objects", "leads")
-            if len(leads) > max_batch:
-                raise _ApiError(413, "batch-too-large", f"{len(leads)} leads; the limit per request is {max_batch}")
-        mapping = None
-        if doc.get("mapping") is not None:  # "mapping": a preset name; each lead is a raw CRM record (engine/crm)
-            from engine.crm.mapping import preset_for
-
+            body = await _read_body(request, max_body, body_timeout, hold)
+            job = Job(time.monotonic() + request_timeout)
+            future = asyncio.get_running_loop().run_in_executor(
+                pools[-1], decide_request, service, active, body, job, max_batch
+            )
+            future.add_done_callback(hold.release)  # the body is referenced until the worker is done with it
+            released = True
             try:
-                mapping = preset_for(active.policy_set, doc["mapping"])
-            except ValueError as exc:
-                raise _ApiError(400, "unknown-mapping", str(exc), "mapping") from None
-        results = service.decide(active, leads, now, explain, mapping)
-        meta = {"revision": active.revision, "sequence": active.sequence, "now": now.isoformat()}  # = evaluated_at
-        if single:
-            entry = results[0]
-            if "error" in entry:
-                return JSONResponse({"error": entry["error"], **meta}, status_code=422)
-            return JSONResponse({**meta, "decision": entry["decision"]})
-        errors = sum(1 for e in results if "error" in e)
-        summary = {"leads": len(results), "decisions": len(results) - errors, "errors": errors}
-        return JSONResponse({**meta, "results": results, "summary": summary})
+                status, content = await asyncio.wait_for(asyncio.shield(future), request_timeout)
+            except asyncio.TimeoutError:
+                if job.cancel():
+                    raise DeadlineExceeded() from None
+                status, content = await future  # committed just in time: its records are logged, so answer it
+        finally:
+            pending -= 1
+            if not released:
+                hold.release()
+        return Response(content, status_code=status, media_type="application/json", headers=expiry_headers(active))
 
     async def get_policy(request: Request) -> Response:
         active = current()
@@ -535,25 +808,11 @@ def create_app(
                 "last_error": service.last_error,
             }
         )
-        return JSONResponse(info)
+        return JSONResponse(info, headers=expiry_headers(active))
 
     async def healthz(request: Request) -> Response:
-        active = service.active
-        if active is None:
-            return JSONResponse(
-                {"status": "unavailable", "reason": service.last_error or "no verified bundle loaded"}, status_code=503
-            )
-        problems = []
-        if active.verified.is_expired(service.clock()):
-            problems.append("active bundle has expired; publish a freshly signed bundle")
-        problems.extend(f"bundle rejected (still serving the last good one): {msg}" for msg in service.errors.values())
-        body = {
-            "status": "degraded" if problems else "ok",
-            "revision": active.revision,
-            "sequence": active.sequence,
-            "problems": problems,
-        }
-        return JSONResponse(body)
+        status, body = service.health()
+        return JSONResponse(body, status_code=status)
 
     async def get_metrics(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -565,12 +824,31 @@ def create_app(
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, _ApiError)
-        return _error(exc.status, exc.code, exc.message, exc.field)
+        return _error(exc.status, exc.code, exc.message, exc.field, headers=exc.headers)
+
+    async def deadline_error(request: Request, exc: Exception) -> Response:
+        metrics.rejected.labels("deadline").inc()
+        return _error(504, "deadline-exceeded", f"the decision did not finish within {request_timeout:g} s; "
+                      "send smaller batches or retry")
+
+    async def busy_error(request: Request, exc: Exception) -> Response:
+        metrics.rejected.labels("busy").inc()
+        return _error(503, "busy", f"too many request bytes in flight ({exc}); retry in a second",
+                      headers={"Retry-After": "1"})
+
+    async def log_error(request: Request, exc: Exception) -> Response:
+        log.error("%s", exc)
+        return _error(503, "decision-log-unavailable", "the decision log cannot be written, so no decision is "
+                      "answered (see /healthz)", headers={"Retry-After": "5"})
+
+    async def client_gone(request: Request, exc: Exception) -> Response:
+        log.info("client hung up during %s %s", request.method, request.url.path)
+        return Response(status_code=499)  # nginx's "client closed request": never sent, counted apart from errors
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
-        return _error(exc.status_code, code, str(exc.detail), None)
+        return _error(exc.status_code, code, str(exc.detail), None, headers=dict(exc.headers or {}))
 
     async def internal_error(request: Request, exc: Exception) -> Response:
         log.exception("internal error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -578,6 +856,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
+        pools.append(ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="leadops-decide"))
         task = asyncio.create_task(service.watch()) if watch else None
         try:
             yield
@@ -588,6 +867,7 @@ def create_app(
                     await task
                 except (asyncio.CancelledError, Exception):
                     pass
+            pools.pop().shutdown(wait=False, cancel_futures=True)
             service.close()
 
     routes = [
@@ -603,7 +883,11 @@ def create_app(
     routes += web_routes(service)
     app = Starlette(
         routes=routes,
-        exception_handlers={_ApiError: api_error, HTTPException: http_error, Exception: internal_error},
+        exception_handlers={
+            _ApiError: api_error, DeadlineExceeded: deadline_error, BudgetExhausted: busy_error,
+            AuditLogUnavailable: log_error, _ClientGone: client_gone, ClientDisconnect: client_gone,
+            HTTPException: http_error, Exception: internal_error,
+        },
         middleware=[Middleware(_MetricsMiddleware, metrics=metrics)],
         lifespan=lifespan,
     )
@@ -693,8 +977,11 @@ def build_openapi() -> dict[str, Any]:
                         "408": error_response("The body was not received in time"),
                         "413": error_response("Body or batch over the limit"),
                         "415": error_response("Content-Type is not application/json"),
-                        "422": error_response("The single lead is invalid; error.field names the failing field"),
-                        "503": error_response("No verified bundle loaded yet"),
+                        "422": error_response("The single lead is invalid, or 'now' is out of range; error.field names "
+                                              "the failing field"),
+                        "503": error_response("No verified bundle loaded, overloaded or too many bytes in flight "
+                                              "(Retry-After), or the decision log cannot be written"),
+                        "504": error_response("The decision did not finish within the request deadline"),
                     },
                 }
             },
@@ -850,11 +1137,40 @@ def build_openapi() -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- running
 
 
-def run(app: Any, host: str = "127.0.0.1", port: int = 8181, *, log_level: str = "info") -> None:
-    """Serve `app` with uvicorn until interrupted."""
+def reopen_log_on_sighup(app: Any) -> None:
+    """SIGHUP reopens the decision log (logrotate's convention) instead of ending the process (main thread only)."""
+    service: PolicyService = app.state.service
+
+    def on_hup(signum: int, frame: Any) -> None:
+        if service.decision_log is not None:
+            service.decision_log.request_reopen()
+        log.info("SIGHUP: the decision log is reopened before its next record")
+
+    signal.signal(signal.SIGHUP, on_hup)
+
+
+def run(app: Any, host: str = "127.0.0.1", port: int = 8181, *, log_level: str = "info",
+        limits: ConnectionLimits | None = None, diagnostic_port: int | None = None) -> None:
+    """Serve `app` with uvicorn, within `limits` (engine/connections.py), until SIGINT or SIGTERM.
+
+    `diagnostic_port`: also serve /healthz and /metrics there, on their own thread (engine/diagnostics.py).
+    The interpreter's thread switch interval is lowered to 1 ms so that the event loop and the diagnostic
+    thread get the interpreter lock back quickly from decision workers (measured: benchmarks/service_health.py).
+    """
+    import sys
+
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, server_header=False)
+    from engine.diagnostics import DiagnosticServer
+
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    reopen_log_on_sighup(app)
+    diagnostics = DiagnosticServer(app.state.service, host, diagnostic_port).start() if diagnostic_port else None
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, **uvicorn_options(limits or ConnectionLimits()))
+    finally:
+        if diagnostics is not None:
+            diagnostics.stop()
 
 
 class BackgroundServer:
@@ -863,14 +1179,15 @@ class BackgroundServer:
     with BackgroundServer(app) as srv: httpx.get(srv.url + "/healthz")
     """
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning"):
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning",
+                 limits: ConnectionLimits | None = None):
         import uvicorn
 
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # proto set: asyncio enables TCP_NODELAY
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.host, self.port = self.sock.getsockname()[:2]
-        config = uvicorn.Config(app, log_level=log_level, access_log=False, server_header=False, lifespan="on")
+        config = uvicorn.Config(app, log_level=log_level, lifespan="on", **uvicorn_options(limits or ConnectionLimits()))
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 

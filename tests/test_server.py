@@ -298,22 +298,21 @@ def test_decision_log(service):
 
 
 @pytest.mark.security
-def test_refuses_to_start_on_an_unverified_bundle(keys, tmp_path):
+def test_never_serves_an_unverified_bundle(keys, tmp_path):
+    """A bad bundle with no last good one: the service starts (no exit), answers 503 naming why, serves nothing."""
     path = tmp_path / "b.tar.gz"
-    path.write_bytes(build_bundle(policy_files(), "unsigned", policy_version="1"))
-    with pytest.raises(BundleError) as exc:
-        create_app(path, keys.public_path)
-    assert "missing-signature" in str(exc.value)
     other = generate_keypair(tmp_path / "other", "svc")
-    path.write_bytes(signed_bundle(other, "wrong-key", 1))  # kid: the other key's own thumbprint
-    with pytest.raises(BundleError) as exc:
-        create_app(path, keys.public_path)
-    assert "unknown-key" in str(exc.value)
     unsigned = build_bundle(policy_files(), "wrong-key", policy_version="1")
-    path.write_bytes(sign_bundle(unsigned, other.private_path, "svc", 1))  # the trusted key's name as kid
-    with pytest.raises(BundleError) as exc:
-        create_app(path, keys.public_path)
-    assert "bad-signature" in str(exc.value)
+    for data, reason in ((build_bundle(policy_files(), "unsigned", policy_version="1"), "missing-signature"),
+                         (signed_bundle(other, "wrong-key", 1), "unknown-key"),  # kid: the other key's thumbprint
+                         (sign_bundle(unsigned, other.private_path, "svc", 1), "bad-signature")):  # trusted name as kid
+        path.write_bytes(data)
+        app = create_app(path, keys.public_path, watch=False)
+        with BackgroundServer(app) as srv, httpx.Client(base_url=srv.url) as c:
+            health = c.get("/healthz")
+            assert health.status_code == 503 and reason in health.json()["reason"]
+            r = c.post("/v1/decisions", json={"lead": LEADS[0]})
+            assert r.status_code == 503 and reason in r.json()["error"]["message"]
 
 
 def test_watch_directory_starts_empty_then_serves(keys, tmp_path):
@@ -329,7 +328,7 @@ def test_watch_directory_starts_empty_then_serves(keys, tmp_path):
         wait_for(lambda: c.get("/healthz").json().get("revision") == "rev-2")
         # an older bundle dropped in later is a rollback and is ignored
         write_atomic(watch / "zero.tar.gz", signed_bundle(keys, "rev-0", 0))
-        time.sleep(0.3)
+        wait_for(lambda: c.get("/healthz").json()["status"] == "degraded")
         health = c.get("/healthz").json()
         assert health["revision"] == "rev-2" and health["status"] == "degraded"
         assert "rollback" in " ".join(health["problems"])
