@@ -550,9 +550,10 @@ def _parse_datetime(text: str) -> datetime:
             f"date-time {text!r} has no UTC offset", LEAD_DATETIME,
             "add the offset the time was recorded in, e.g. 2024-05-01T09:30:00Z or 2024-05-01T09:30:00+10:00",
         )
-    if not sandbox.MIN_DATETIME_YEAR <= value.year <= sandbox.MAX_DATETIME_YEAR:
+    if not sandbox.instant_in_range(value):
         raise _Fail(
-            f"date-time {text!r} is outside the years {sandbox.MIN_DATETIME_YEAR}–{sandbox.MAX_DATETIME_YEAR}",
+            f"date-time {text!r} is outside the years {sandbox.MIN_DATETIME_YEAR}–{sandbox.MAX_DATETIME_YEAR} "
+            f"(as an instant: {sandbox.INSTANT_RANGE_TEXT})",
             LEAD_DATETIME, "check the value: it is not a real CRM timestamp",
         )
     return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Mapping
 from datetime import datetime
@@ -11,7 +12,9 @@ from typing import Any
 from engine.compiler import compile_policy_files
 from engine.decision import Decision
 from engine.errors import EvaluationError, LeadopsError
-from engine.expr.sandbox import MAX_DATETIME_YEAR, MIN_DATETIME_YEAR
+from engine.expr.sandbox import (
+    INSTANT_RANGE_TEXT, MAX_DATETIME_YEAR, MIN_DATETIME_YEAR, encodable_text, instant_in_range,
+)
 from engine.leads import LeadSchema
 from engine.model import PolicyModel
 from engine.routing import RouteEngine
@@ -52,8 +55,9 @@ def require_aware(now: Any) -> datetime:
                            "datetime.fromisoformat('2026-11-23T09:00:00+10:00')")
     if now.tzinfo is None or now.utcoffset() is None:
         raise LeadopsError(f"`now` must be timezone-aware, got {now!r}; add an offset, e.g. tzinfo=timezone.utc")
-    if not MIN_DATETIME_YEAR <= now.year <= MAX_DATETIME_YEAR:
-        raise LeadopsError(f"`now` ({now.isoformat()}) is outside the years {MIN_DATETIME_YEAR}–{MAX_DATETIME_YEAR}")
+    if not instant_in_range(now):
+        raise LeadopsError(f"`now` ({now.isoformat()}) is outside the years {MIN_DATETIME_YEAR}–{MAX_DATETIME_YEAR} "
+                           f"(as an instant: {INSTANT_RANGE_TEXT})")
     return now
 
 
@@ -134,7 +138,9 @@ class PolicySet:
         value = compiled.fn(view, now, score_view, None, stage["to"])
         if isinstance(value, float) and not math.isfinite(value):
             raise EvaluationError("EVAL003", f"the result {value} is not a finite number (JSON has no NaN or Infinity)")
-        return jsonable(value)
+        value = jsonable(value)
+        encodable_text(json.dumps(value, ensure_ascii=False))  # a lone surrogate: EVAL005, never invalid UTF-8
+        return value
 
     def describe(self) -> dict[str, Any]:
         """Metadata for reports and the service: name, version, revision and rule counts."""

@@ -224,6 +224,8 @@ class Checker:
     _ARITH_SYMBOL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**"}
 
     def visit_BinOp(self, node: ast.BinOp) -> Type:
+        """Arithmetic types. Sound by rule: an operand of unknown type makes the result unknown (ANY), and
+        the compiler sends every operation it cannot prove numeric through the guarded runtime operation."""
         lt = self.visit(node.left)
         rt = self.visit(node.right)
         symbol = self._ARITH_SYMBOL[type(node.op)]
@@ -231,26 +233,17 @@ class Checker:
             if isinstance(node.op, (ast.Div, ast.Pow)):
                 return NUMBER
             return join(lt, rt)
-        if isinstance(node.op, ast.Add):
+        if is_any(lt) or is_any(rt):
+            known = rt if is_any(lt) else lt
+            allowed = (AnyType, NumberType, StringType, ListType) if isinstance(node.op, ast.Add) else (
+                AnyType, NumberType)
+            if isinstance(known, allowed):
+                return ANY
+        elif isinstance(node.op, ast.Add):
             if isinstance(lt, StringType) and isinstance(rt, StringType):
                 return STRING
             if isinstance(lt, ListType) and isinstance(rt, ListType):
                 return ListType(join(lt.item, rt.item))
-            if is_any(lt) and is_any(rt):
-                return ANY
-            known = rt if is_any(lt) else lt
-            if is_any(lt) or is_any(rt):
-                if isinstance(known, NumberType):
-                    return NUMBER
-                if isinstance(known, StringType):
-                    return STRING
-                if isinstance(known, ListType):
-                    return ListType(ANY)
-        else:
-            if (is_any(lt) or isinstance(lt, NumberType)) and (is_any(rt) or isinstance(rt, NumberType)):
-                if is_any(lt) and is_any(rt):
-                    return ANY
-                return NUMBER
         hint = ""
         if isinstance(lt, DateTimeType) or isinstance(rt, DateTimeType):
             hint = "use days_since(ts) / hours_since(ts) for date arithmetic"

@@ -27,6 +27,9 @@ RUNTIME_GLOBALS: dict[str, object] = {
     "_not_in": sandbox.safe_not_in,
     "_add": sandbox.safe_add,
     "_mul": sandbox.safe_mul,
+    "_sub": sandbox.safe_sub,
+    "_div": sandbox.safe_div,
+    "_floordiv": sandbox.safe_floordiv,
     "_mod": sandbox.safe_mod,
     "_pow": sandbox.safe_pow,
     "_field": sandbox.field,
@@ -119,27 +122,27 @@ class Emitter:
             return f"(-{operand})"
         return f"(+{operand})"
 
+    # operator -> (native symbol used when the checker proved both operands numbers, guarded helper)
+    _ARITHMETIC: dict[type, tuple[str, str]] = {
+        ast.Add: ("+", "_add"), ast.Sub: ("-", "_sub"), ast.Div: ("/", "_div"),
+        ast.FloorDiv: ("//", "_floordiv"), ast.Mod: ("%", "_mod"), ast.Mult: ("", "_mul"), ast.Pow: ("", "_pow"),
+    }  # fmt: skip
+
     def emit_BinOp(self, node: ast.BinOp) -> str:
+        """Native arithmetic only on proven numbers; anything else (unknown types) via the guarded helper.
+
+        `*` and `**` always use their helpers (integer size bounds).
+        """
         left, right = self.emit(node.left), self.emit(node.right)
+        if type(node.op) not in self._ARITHMETIC:
+            raise ValueError(f"operator {type(node.op).__name__} cannot be emitted")
+        symbol, helper = self._ARITHMETIC[type(node.op)]
         numbers = isinstance(getattr(node.left, "lo_type", None), NumberType) and isinstance(
             getattr(node.right, "lo_type", None), NumberType
         )
-        op = node.op
-        if isinstance(op, ast.Add):
-            return f"({left} + {right})" if numbers else f"_add({left}, {right})"
-        if isinstance(op, ast.Sub):
-            return f"({left} - {right})"
-        if isinstance(op, ast.Mult):
-            return f"_mul({left}, {right})"
-        if isinstance(op, ast.Div):
-            return f"({left} / {right})"
-        if isinstance(op, ast.FloorDiv):
-            return f"({left} // {right})"
-        if isinstance(op, ast.Mod):
-            return f"({left} % {right})" if numbers else f"_mod({left}, {right})"
-        if isinstance(op, ast.Pow):
-            return f"_pow({left}, {right})"
-        raise ValueError(f"operator {type(op).__name__} cannot be emitted")
+        if numbers and symbol:
+            return f"({left} {symbol} {right})"
+        return f"{helper}({left}, {right})"
 
     def emit_IfExp(self, node: ast.IfExp) -> str:
         return f"({self.emit(node.body)} if {self.emit(node.test)} else {self.emit(node.orelse)})"

@@ -19,10 +19,10 @@ from engine.expr.sandbox import EVAL_CAUGHT_EXCEPTIONS, EVAL_TYPE, subscript_key
 
 OPERATORS = {
     ast.Add: sandbox.safe_add,
-    ast.Sub: op.sub,
+    ast.Sub: sandbox.safe_sub,
     ast.Mult: sandbox.safe_mul,
-    ast.Div: op.truediv,
-    ast.FloorDiv: op.floordiv,
+    ast.Div: sandbox.safe_div,
+    ast.FloorDiv: sandbox.safe_floordiv,
     ast.Mod: sandbox.safe_mod,
     ast.Pow: sandbox.safe_pow,
     ast.Eq: op.eq,

@@ -28,8 +28,10 @@ from __future__ import annotations
 import ast
 import io
 import keyword
+import operator
 import tokenize
 import unicodedata
+from datetime import datetime, timezone
 from typing import Any
 
 from engine.errors import EvaluationError, ExpressionError
@@ -50,6 +52,8 @@ EVAL_TYPE = "EVAL001"  # a value of the wrong type at run time (e.g. lower(42) v
 EVAL_LIMIT = "EVAL002"  # a runtime limit was hit (huge power, string repetition ...)
 EVAL_ARITHMETIC = "EVAL003"  # division by zero, overflow
 EVAL_INPUT = "EVAL004"  # the evaluator was given data it cannot read (not a prepared view)
+EVAL_OUTPUT = "EVAL005"  # a result that cannot be written as UTF-8 text (a lone surrogate)
+EVAL_COST = "EVAL006"  # the evaluation of one lead passed its runtime cost budget
 
 # --------------------------------------------------------------------------------------------------
 # Expression limits
@@ -77,6 +81,19 @@ MAX_LEAD_KEY_LENGTH = 256  # characters of one property name
 MAX_DATETIME_LENGTH = 64  # characters of one date-time string
 MIN_DATETIME_YEAR = 1900  # lead timestamps and `now` outside [1900, 9000] are input errors, so calendar
 MAX_DATETIME_YEAR = 9000  # arithmetic (days either side, DST lookups) never overflows Python's datetime range
+# The limits hold for the instant, not the year as written: 1900-01-01T00:00:00+23:59 is 1899 in UTC.
+MIN_INSTANT = datetime(MIN_DATETIME_YEAR, 1, 1, tzinfo=timezone.utc)
+MAX_INSTANT = datetime(MAX_DATETIME_YEAR, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
+INSTANT_RANGE_TEXT = f"{MIN_DATETIME_YEAR}-01-01T00:00:00Z – {MAX_DATETIME_YEAR}-12-31T23:59:59Z"
+
+
+def instant_in_range(value: datetime) -> bool:
+    """Is the aware datetime's instant (UTC-normalized, whatever its offset) within the supported range?
+
+    Aware comparisons never overflow, unlike `astimezone` near year 1 or 9999.
+    """
+    return MIN_INSTANT <= value <= MAX_INSTANT
+
 
 # --------------------------------------------------------------------------------------------------
 # Characters rejected anywhere in the source text (Trojan-source and invisible characters)
@@ -426,6 +443,14 @@ def _check_constant(node: ast.Constant, column: int) -> None:
         raise ExpressionError(EXPR_LIMIT, "number literal out of range", column)
     if type(value) is str and len(value) > MAX_STRING_LENGTH:
         raise ExpressionError(EXPR_LIMIT, f"string literal longer than {MAX_STRING_LENGTH}", column)
+    if type(value) is str and not value.isascii():
+        surrogate = next((i for i, c in enumerate(value) if "\ud800" <= c <= "\udfff"), None)
+        if surrogate is not None:
+            raise ExpressionError(
+                EXPR_CHARACTER, f"lone surrogate U+{ord(value[surrogate]):04X} in a string literal (character "
+                f"{surrogate + 1} of the string) is not valid text", column,
+                "write the character itself, or its escape as one code point (\\U0001F600), not half a pair",
+            )
 
 
 def subscript_key(node: ast.Subscript) -> int | str | None:
@@ -541,14 +566,48 @@ def safe_add(left: Any, right: Any) -> Any:
     raise EvaluationError(EVAL_TYPE, f"+ cannot combine {_tn(left)} and {_tn(right)}")
 
 
-def safe_mod(left: Any, right: Any) -> Any:
-    """``left % right`` for numbers only (string %-formatting is refused)."""
-    if left is MISSING or right is MISSING:
-        return MISSING
-    lt, rt = type(left), type(right)
-    if (lt is int or lt is float or lt is bool) and (rt is int or rt is float or rt is bool):
-        return left % right
-    raise EvaluationError(EVAL_TYPE, f"% needs numbers, got {_tn(left)} and {_tn(right)}")
+def _numbers_only(symbol: str, native: Any) -> Any:
+    """A guarded arithmetic operator that accepts numbers (and MISSING) only.
+
+    Generated code calls it whenever the checker cannot prove both operands are numbers, so a value of
+    unknown type never reaches a native operator that would do something else with it (``datetime -
+    datetime`` -> timedelta, ``timedelta / 2``, ``str % x`` formatting).
+    """
+
+    def operation(left: Any, right: Any) -> Any:
+        if left is MISSING or right is MISSING:
+            return MISSING
+        lt, rt = type(left), type(right)
+        if (lt is int or lt is float or lt is bool) and (rt is int or rt is float or rt is bool):
+            return native(left, right)
+        raise EvaluationError(EVAL_TYPE, f"{symbol} needs numbers, got {_tn(left)} and {_tn(right)}")
+
+    operation.__name__ = f"safe_{native.__name__.strip('_')}"
+    operation.__doc__ = f"``left {symbol} right`` for numbers only."
+    return operation
+
+
+safe_sub = _numbers_only("-", operator.sub)
+safe_div = _numbers_only("/", operator.truediv)
+safe_floordiv = _numbers_only("//", operator.floordiv)
+safe_mod = _numbers_only("%", operator.mod)  # string %-formatting is refused
+
+
+def encodable_text(text: str) -> str:
+    """`text` unchanged when it can be written as UTF-8; a lone surrogate is an EVAL005 error.
+
+    Every output path (decision JSON, expression values, routing owners) goes through this, so one bad value
+    becomes a typed error for its lead instead of invalid UTF-8 or an aborted batch.
+    """
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise EvaluationError(
+                EVAL_OUTPUT, f"the result holds a lone surrogate (U+{ord(exc.object[exc.start]):04X}) at "
+                f"character {exc.start + 1}, which is not valid UTF-8 text",
+            ) from None
+    return text
 
 
 def safe_in(item: Any, container: Any) -> bool:
