@@ -65,3 +65,56 @@ def test_cli_single_lead_with_a_repeated_key_exits_1(tmp_path) -> None:
         r = runner.invoke(cli.cli, [*args, "--now", NOW, "--policies", str(MINIMAL / "policies")])
         assert r.exit_code == 1, r.output
         assert "the key 'id' appears more than once" in r.stderr
+
+
+# ---------------------------------------------------------------- issue 17: linear in the input size
+
+
+class _CountingKey(str):
+    """A key that counts comparisons, to show duplicate detection is one pass (not pairwise)."""
+
+    comparisons = 0
+
+    def __eq__(self, other: object) -> bool:
+        _CountingKey.comparisons += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def test_duplicate_key_detection_is_one_pass_over_the_keys() -> None:
+    from engine.jsonstrict import Decoder
+
+    n = 5_000
+    pairs = [(_CountingKey(f"k{i}"), i) for i in range(n)] + [(_CountingKey("k7"), 0)]
+    _CountingKey.comparisons = 0
+    obj = Decoder()._object(pairs)
+    assert obj.repeated == "k7"  # type: ignore[attr-defined]
+    assert _CountingKey.comparisons < 4 * n  # pairwise would be ~n²/2 = 12,500,000
+
+
+def test_sixty_thousand_keys_are_accepted_or_rejected_by_key() -> None:
+    from engine.jsonstrict import StrictJSONError, loads
+
+    body = "{" + ",".join(f'"k{i}":1' for i in range(60_000))
+    assert len(loads(body + "}")) == 60_000
+    with pytest.raises(StrictJSONError) as info:
+        loads('{"lead":' + body + ',"k59999":2}}')
+    assert info.value.kind == "duplicate-key" and info.value.path == "lead.k59999"
+
+
+def test_big_documents_leave_the_garbage_collector_as_they_found_it() -> None:
+    import gc
+
+    from engine.jsonstrict import GC_PAUSE_MIN_LENGTH, loads
+
+    big = "[" + ",".join(["[[1]]"] * (GC_PAUSE_MIN_LENGTH // 5)) + "]"
+    assert gc.isenabled()
+    loads(big)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        loads(big)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
