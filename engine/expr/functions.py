@@ -20,6 +20,7 @@ import re2
 
 from engine.errors import EvaluationError, ExpressionError
 from engine.expr import sandbox
+from engine.expr.activity_index import ActivityIndex, index_of
 from engine.expr.sandbox import EVAL_TYPE, MISSING
 from engine.expr.types import (
     ANY,
@@ -235,11 +236,16 @@ _ONE_DAY = timedelta(days=1)
 _ONE_HOUR = timedelta(hours=1)
 
 
-def _activity_types(name: str, kind: Any) -> Any:
+def _activity_types(name: str, kind: Any) -> tuple[str, ...]:
+    """The distinct activity types asked for (bounded: MAX_ACTIVITY_TYPES_PER_CALL)."""
     if type(kind) is str:
         return (kind,)
     if type(kind) is tuple and all(type(k) is str for k in kind):
-        return kind
+        kinds = tuple(dict.fromkeys(kind))
+        if len(kinds) > sandbox.MAX_ACTIVITY_TYPES_PER_CALL:
+            raise EvaluationError(sandbox.EVAL_LIMIT, f"{name}() was given {len(kinds)} activity types; the limit "
+                                  f"is {sandbox.MAX_ACTIVITY_TYPES_PER_CALL}")
+        return kinds
     raise _type_error(name, "an activity type or a list of them", kind)
 
 
@@ -253,23 +259,12 @@ def _window_start(name: str, now: datetime, within_days: Any) -> Any:
     return now - timedelta(days=within_days)
 
 
-def _matching_activities(name: str, lead: Any, now: datetime, kind: Any, within_days: Any, url: Any):
-    kinds = _activity_types(name, kind)
-    start = _window_start(name, now, within_days)
+def _index(lead: Any) -> ActivityIndex | None:
+    """The lead's activity index (built once per lead and thread), or None when it has no activities."""
     activities = lead.get("activities", MISSING) if isinstance(lead, dict) else MISSING
-    if activities is MISSING:
-        return
-    for act in activities:
-        if not isinstance(act, dict) or act.get("type") not in kinds:
-            continue
-        at = act.get("at", MISSING)
-        if type(at) is not datetime or at > now or (start is not None and at < start):
-            continue
-        if url is not None:
-            act_url = act.get("url", MISSING)
-            if act_url is MISSING or act_url != url:
-                continue
-        yield act
+    if activities is MISSING or not activities:
+        return None
+    return index_of(activities)
 
 
 def count_activities(lead: Any, now: datetime, kind: Any, within_days: Any = None, url: Any = None) -> Any:
@@ -280,27 +275,29 @@ def count_activities(lead: Any, now: datetime, kind: Any, within_days: Any = Non
         return MISSING
     if url is not None and type(url) is not str:
         raise _type_error("count_activities", "a string url", url)
-    return sum(1 for _ in _matching_activities("count_activities", lead, now, kind, within_days, url))
+    kinds = _activity_types("count_activities", kind)
+    start = _window_start("count_activities", now, within_days)
+    index = _index(lead)
+    return 0 if index is None else index.count(kinds, start, now, url)
 
 
 def has_activity(lead: Any, now: datetime, kind: Any, within_days: Any = None) -> Any:
     """has_activity(type, within_days=None): True when the lead has at least one such activity."""
     if kind is MISSING or within_days is MISSING:
         return MISSING
-    for _ in _matching_activities("has_activity", lead, now, kind, within_days, None):
-        return True
-    return False
+    kinds = _activity_types("has_activity", kind)
+    start = _window_start("has_activity", now, within_days)
+    index = _index(lead)
+    return index is not None and index.count(kinds, start, now, None) > 0
 
 
 def last_activity_at(lead: Any, now: datetime, kind: Any) -> Any:
     """last_activity_at(type): when the most recent such activity (at or before `now`) happened, or MISSING."""
     if kind is MISSING:
         return MISSING
-    latest = MISSING
-    for act in _matching_activities("last_activity_at", lead, now, kind, None, None):
-        if latest is MISSING or act["at"] > latest:
-            latest = act["at"]
-    return latest
+    kinds = _activity_types("last_activity_at", kind)
+    index = _index(lead)
+    return MISSING if index is None else index.last(kinds, now)
 
 
 class Pattern:

@@ -69,6 +69,7 @@ MAX_COLLECTION_LENGTH = 10_000  # list/tuple literal length and sequence results
 MAX_ROUND_DIGITS = 32  # |ndigits| of round()
 MAX_PATTERN_LENGTH = 500  # matches(s, "pattern") literal length
 RE2_MAX_MEMORY = 1 << 20  # bytes re2 may use for one compiled pattern
+MAX_ACTIVITY_TYPES_PER_CALL = 64  # distinct types in one count_activities / has_activity / last_activity_at call
 MAX_PATTERN_PROGRAM_SIZE = 2000  # RE2 program instructions: a short pattern ([\pL]{1,200}) can compile huge
 
 # --------------------------------------------------------------------------------------------------
