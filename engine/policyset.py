@@ -10,10 +10,12 @@ from datetime import datetime
 from typing import Any
 
 from engine.compiler import compile_policy_files
+from engine.costbound import policy_cost
 from engine.decision import Decision
 from engine.errors import EvaluationError, LeadopsError
 from engine.expr.sandbox import (
-    INSTANT_RANGE_TEXT, MAX_DATETIME_YEAR, MIN_DATETIME_YEAR, encodable_text, instant_in_range,
+    INSTANT_RANGE_TEXT, MAX_DATETIME_YEAR, MIN_DATETIME_YEAR, encodable_text, instant_in_range, start_meter,
+    stop_meter,
 )
 from engine.leads import LeadSchema
 from engine.model import PolicyModel
@@ -77,6 +79,7 @@ class PolicySet:
         self.stages = StageEngine(model.stages)
         self.routing = RouteEngine(model.routing, model.teams, model.queues, model.calendars)
         self.slas = SlaEngine(model.slas, model.calendars, model.default_calendar)
+        self.cost = policy_cost(model, lead_schema.type)  # worst case per lead; its budget meters every lead
         self._last_now: tuple[Any, str] = (None, "")
 
     @classmethod
@@ -95,6 +98,14 @@ class PolicySet:
         return self.evaluate_prepared(view, now, explain)
 
     def evaluate_prepared(self, view: Mapping[str, Any], now: datetime, explain: bool = False) -> Decision:
+        """The decision for a prepared lead; raises CostLimitError (a LeadError, EVAL006) past the cost budget."""
+        start_meter(self.cost.budget)
+        try:
+            return self._decide(view, now, explain)
+        finally:
+            stop_meter()
+
+    def _decide(self, view: Mapping[str, Any], now: datetime, explain: bool) -> Decision:
         trace = Trace() if explain else None
         warnings: list[dict[str, str]] = []
         acts = activities_by_type(view, now)

@@ -35,6 +35,8 @@ RUNTIME_GLOBALS: dict[str, object] = {
     "_field": sandbox.field,
     "_index": sandbox.index,
     "_set": sandbox.make_set,
+    "_q_any": sandbox.quantifier_any,
+    "_q_all": sandbox.quantifier_all,
     "_EVAL_ERRORS": sandbox.EVAL_CAUGHT_EXCEPTIONS,
     "_evaluation_error": sandbox.evaluation_error,
     **{h.global_name: h.fn for h in HELPERS.values()},
@@ -87,6 +89,9 @@ class Emitter:
         return _literal(node.value)
 
     def emit_Name(self, node: ast.Name) -> str:
+        var = getattr(node, "lo_var", None)
+        if var is not None:  # a quantifier's item: the loop function's parameter
+            return var
         if node.id not in ALLOWED_SCOPE_NAMES:
             raise ValueError(f"name {node.id!r} cannot be emitted")
         return node.id
@@ -189,6 +194,10 @@ class Emitter:
         return f"_set({_tuple([self.emit(e) for e in node.elts])})"
 
     def emit_Call(self, node: ast.Call) -> str:
+        quantifier = getattr(node, "lo_quantifier", None)
+        if quantifier is not None:  # any/all(list, x, condition): a plain loop over a one-parameter function
+            items, var, predicate = node.args
+            return f"_q_{quantifier}({self.emit(items)}, lambda {var.lo_var}: {self.emit(predicate)})"  # type: ignore[attr-defined]
         helper: Helper = node.lo_helper  # type: ignore[attr-defined]
         args: list[ast.AST | None] = node.lo_args  # type: ignore[attr-defined]
         if helper.name in ("present", "missing"):
@@ -231,16 +240,28 @@ def emit(tree: ast.Expression, as_bool: bool = False) -> str:
     return py
 
 
+QUANTIFIER_VARIABLES = tuple(f"_v{i}" for i in range(sandbox.MAX_QUANTIFIER_NESTING))
+
+
+def _is_quantifier_lambda(node: ast.Lambda) -> bool:
+    """`lambda _vN: <expression>`: one plain parameter, no defaults, nothing else."""
+    a = node.args
+    return (len(a.args) == 1 and a.args[0].arg in QUANTIFIER_VARIABLES and not a.posonlyargs and not a.kwonlyargs
+            and a.vararg is None and a.kwarg is None and not a.defaults and not a.kw_defaults)
+
+
 def _verify_generated(py: str) -> None:
     """Defence in depth: the generated source may only use parameters, runtime globals, literals, operators."""
     tree = ast.parse(py, mode="eval")
-    allowed_names = set(PARAMETERS) | set(RUNTIME_GLOBALS)
+    allowed_names = set(PARAMETERS) | set(RUNTIME_GLOBALS) | set(QUANTIFIER_VARIABLES)
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute):
             raise AssertionError("generated code must not contain attribute access")
         if isinstance(node, ast.Name) and node.id not in allowed_names:
             raise AssertionError(f"generated code uses unexpected name {node.id!r}")
-        if isinstance(node, (ast.Lambda, ast.NamedExpr, ast.comprehension, ast.JoinedStr, ast.Starred)):
+        if isinstance(node, ast.Lambda) and not _is_quantifier_lambda(node):
+            raise AssertionError("generated code may only contain one-parameter quantifier functions")
+        if isinstance(node, (ast.NamedExpr, ast.comprehension, ast.JoinedStr, ast.Starred)):
             raise AssertionError(f"generated code contains {type(node).__name__}")
         if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id.startswith("_")):
             raise AssertionError("generated code may only call runtime helpers")

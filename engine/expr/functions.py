@@ -367,6 +367,7 @@ def matches(s: Any, pattern: str) -> Any:
         return MISSING
     if type(s) is not str:
         raise _type_error("matches", "a string", s)
+    sandbox.charge(sandbox.string_units(len(s)))  # RE2 is linear in the text: bound the scans per decision
     return compile_pattern(pattern).search(s)
 
 

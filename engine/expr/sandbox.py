@@ -29,12 +29,13 @@ import ast
 import io
 import keyword
 import operator
+import threading
 import tokenize
 import unicodedata
 from datetime import datetime, timezone
 from typing import Any
 
-from engine.errors import EvaluationError, ExpressionError
+from engine.errors import EvaluationError, ExpressionError, LeadError
 
 # --------------------------------------------------------------------------------------------------
 # Error codes (stable; documented for policy authors)
@@ -69,8 +70,17 @@ MAX_COLLECTION_LENGTH = 10_000  # list/tuple literal length and sequence results
 MAX_ROUND_DIGITS = 32  # |ndigits| of round()
 MAX_PATTERN_LENGTH = 500  # matches(s, "pattern") literal length
 RE2_MAX_MEMORY = 1 << 20  # bytes re2 may use for one compiled pattern
+MAX_QUANTIFIER_NESTING = 3  # any()/all() inside the condition of another any()/all()
 MAX_ACTIVITY_TYPES_PER_CALL = 64  # distinct types in one count_activities / has_activity / last_activity_at call
 MAX_PATTERN_PROGRAM_SIZE = 2000  # RE2 program instructions: a short pattern ([\pL]{1,200}) can compile huge
+
+# --------------------------------------------------------------------------------------------------
+# Cost (engine.expr.cost computes each rule's worst case per lead from these; the meter enforces it at run time)
+
+DEFAULT_COST_BUDGET = 5_000_000  # cost units per lead when leadops.yaml sets no guard.max_cost_per_lead
+MAX_COST_BUDGET = 1_000_000_000  # the most leadops.yaml may allow
+STRING_CHARS_PER_UNIT = 10  # scanning a string (regex, lower, contains, +) costs 1 unit per 10 characters
+UNMETERED = 1 << 62  # the meter outside a policy evaluation (direct expression calls)
 
 # --------------------------------------------------------------------------------------------------
 # Lead input limits (applied by engine.leads.LeadSchema.prepare to every decoded lead)
@@ -78,6 +88,7 @@ MAX_PATTERN_PROGRAM_SIZE = 2000  # RE2 program instructions: a short pattern ([\
 MAX_LEAD_DEPTH = 16  # nesting of objects/arrays in one lead
 MAX_LEAD_VALUES = 250_000  # total scalars + containers in one lead
 MAX_LEAD_TOTAL_CHARS = 4_000_000  # total characters of all strings (values and keys) in one lead
+DEFAULT_LEAD_MAX_ITEMS = 10_000  # items of a lead list whose schema declares no maxItems (the cost bound relies on it)
 MAX_LEAD_KEY_LENGTH = 256  # characters of one property name
 MAX_DATETIME_LENGTH = 64  # characters of one date-time string
 MIN_DATETIME_YEAR = 1900  # lead timestamps and `now` outside [1900, 9000] are input errors, so calendar
@@ -144,6 +155,8 @@ ALLOWED_OPERATORS: frozenset[type] = frozenset(
 ALLOWED_CONSTANT_TYPES: tuple[type, ...] = (bool, int, float, str)
 # The parameter names generated code may use; a Scope may only hold these.
 ALLOWED_SCOPE_NAMES = frozenset({"lead", "now", "score", "activity", "stage"})
+# List quantifiers: any(list, x, condition) / all(list, x, condition), compiled to a plain loop.
+QUANTIFIERS = frozenset({"any", "all"})
 # Keyword arguments are only accepted by helpers, and only these names.
 ALLOWED_KEYWORDS = frozenset({"within_days", "url", "ndigits"})
 
@@ -545,6 +558,8 @@ def safe_mul(left: Any, right: Any) -> Any:
             limit = MAX_STRING_LENGTH if isinstance(seq, str) else MAX_COLLECTION_LENGTH
             if count > 0 and len(seq) * count > limit:
                 raise _limit(f"repetition would produce {len(seq) * count} items; the limit is {limit}")
+            size = len(seq) * max(count, 0)
+            charge(string_units(size) if isinstance(seq, str) else 1 + size)
             return seq * count
     raise EvaluationError(EVAL_TYPE, f"* needs numbers, got {_tn(left)} and {_tn(right)}")
 
@@ -555,10 +570,12 @@ def safe_add(left: Any, right: Any) -> Any:
     if lt is str and rt is str:
         if len(left) + len(right) > MAX_STRING_LENGTH:
             raise _limit(f"string longer than {MAX_STRING_LENGTH} characters")
+        charge(string_units(len(left) + len(right)))
         return left + right
     if lt is tuple and rt is tuple:
         if len(left) + len(right) > MAX_COLLECTION_LENGTH:
             raise _limit(f"list longer than {MAX_COLLECTION_LENGTH} items")
+        charge(1 + len(left) + len(right))
         return left + right
     if left is MISSING or right is MISSING:
         return MISSING
@@ -645,6 +662,82 @@ def index(value: Any, position: int) -> Any:
         except IndexError:
             return MISSING
     raise EvaluationError(EVAL_TYPE, f"cannot index a {_tn(value)}")
+
+
+class CostLimitError(LeadError):
+    """One lead's evaluation passed its cost budget (EVAL006): an error for that lead, never a warning."""
+
+    def __init__(self, budget: int):
+        super().__init__(
+            f"evaluating this lead passed the policy's cost budget of {budget:,} units (guard.max_cost_per_lead in "
+            "leadops.yaml); its lists or strings are larger than the lead schema's limits allowed for",
+            code=EVAL_COST,
+        )
+
+
+class _Meter(threading.local):
+    """The cost meter of the evaluation running on this thread (see `metered`)."""
+
+    remaining = UNMETERED
+    budget = UNMETERED
+
+
+_meter = _Meter()
+
+
+def charge(units: int) -> None:
+    """Charge data-sized work (loops, regex scans, long string results) to the running evaluation's budget."""
+    meter = _meter
+    meter.remaining -= units
+    if meter.remaining < 0:
+        raise CostLimitError(meter.budget)
+
+
+def string_units(length: int) -> int:
+    """Cost units of scanning a string of `length` characters."""
+    return 1 + length // STRING_CHARS_PER_UNIT
+
+
+def start_meter(budget: int) -> None:
+    """Meter this thread's evaluation of one lead: `budget` cost units, then CostLimitError."""
+    meter = _meter
+    meter.remaining = meter.budget = budget
+
+
+def stop_meter() -> None:
+    """Back to unmetered (direct expression calls outside a policy evaluation)."""
+    meter = _meter
+    meter.remaining = meter.budget = UNMETERED
+
+
+def _quantified(kind: str, items: Any) -> Any:
+    """The list a quantifier loops over (a list, at most MAX_COLLECTION_LENGTH items), charged to the meter."""
+    if type(items) is not tuple and type(items) is not frozenset:
+        raise EvaluationError(EVAL_TYPE, f"{kind}() needs a list, got {_tn(items)}")
+    if len(items) > MAX_COLLECTION_LENGTH:
+        raise _limit(f"{kind}() over {len(items)} items; the limit is {MAX_COLLECTION_LENGTH}")
+    charge(len(items))
+    return items
+
+
+def quantifier_any(items: Any, predicate: Any) -> Any:
+    """``any(list, x, condition)``: True when the condition holds for some item (MISSING list: MISSING)."""
+    if items is MISSING:
+        return MISSING
+    for item in _quantified("any", items):
+        if predicate(item):
+            return True
+    return False
+
+
+def quantifier_all(items: Any, predicate: Any) -> Any:
+    """``all(list, x, condition)``: True when the condition holds for every item (MISSING list: MISSING)."""
+    if items is MISSING:
+        return MISSING
+    for item in _quantified("all", items):
+        if not predicate(item):
+            return False
+    return True
 
 
 def make_set(items: tuple) -> frozenset:
