@@ -150,3 +150,26 @@ def test_year_limits_accept_the_edges_as_instants() -> None:
     assert sandbox.instant_in_range(datetime.fromisoformat("1899-12-31T23:00:00-01:00"))
     assert sandbox.instant_in_range(datetime.fromisoformat("9000-12-31T23:59:59+00:00"))
     assert not sandbox.instant_in_range(datetime.fromisoformat("9000-12-31T23:59:59-00:01"))
+
+
+def test_the_pattern_cache_is_bounded_by_memory() -> None:
+    from engine.expr import functions
+
+    limit = sandbox.RE2_CACHE_MAX_BYTES
+    for i in range(limit // sandbox.RE2_MAX_MEMORY + 50):
+        functions.compile_pattern(f"^cache-test-{i}$")
+        assert functions.pattern_cache_bytes() <= limit
+    assert functions.compile_pattern("^cache-test-0$").search("cache-test-0")  # evicted, compiled again
+
+
+def test_regex_scans_are_metered_per_decision() -> None:
+    compiled = compile_expression('matches(lead.s, "z$")', SCOPE)
+    lead = LEADS.prepare({"s": "a" * 50_000})
+    sandbox.start_meter(sandbox.string_units(50_000) * 3)
+    try:
+        for _ in range(3):
+            assert compiled.fn(lead, T0) is False
+        with pytest.raises(sandbox.CostLimitError):
+            compiled.fn(lead, T0)
+    finally:
+        sandbox.stop_meter()

@@ -345,17 +345,28 @@ class Pattern:
         return search
 
 
-_PATTERNS: dict[str, Pattern] = {}
+_PATTERNS: dict[str, Pattern] = {}  # insertion order: the oldest is evicted first
 
 
 def compile_pattern(pattern: str) -> Pattern:
-    """Compile (and cache) an RE2 pattern; raises ValueError with re2's message when it is invalid."""
+    """Compile (and cache) an RE2 pattern; raises ValueError with re2's message when it is invalid.
+
+    The cache is bounded by memory, not by count: every compiled pattern may grow to RE2_MAX_MEMORY (program
+    and DFA caches), so at most RE2_CACHE_MAX_BYTES // RE2_MAX_MEMORY patterns are kept; older ones are
+    dropped (and compiled again if used again). Patterns the lead schema uses are held by its validator.
+    """
     compiled = _PATTERNS.get(pattern)
     if compiled is None:
         compiled = Pattern(pattern)
-        if len(_PATTERNS) < 10_000:
-            _PATTERNS[pattern] = compiled
+        while len(_PATTERNS) >= sandbox.RE2_CACHE_MAX_BYTES // sandbox.RE2_MAX_MEMORY:
+            _PATTERNS.pop(next(iter(_PATTERNS), pattern), None)  # another thread may evict the same one: no error
+        _PATTERNS[pattern] = compiled
     return compiled
+
+
+def pattern_cache_bytes() -> int:
+    """The most memory the compiled-pattern cache can hold now (each pattern at its RE2 memory limit)."""
+    return len(_PATTERNS) * sandbox.RE2_MAX_MEMORY
 
 
 def matches(s: Any, pattern: str) -> Any:
