@@ -4,8 +4,11 @@ The generated source uses only: the fixed parameter names (lead, now, score, act
 names in `RUNTIME_GLOBALS`, literals and operators. It never contains attribute access, so no dunder can
 be reached from it; `_verify_generated` re-checks that invariant on every compile (defence in depth).
 Comparisons, boolean logic and declared field reads (``lead["company"]["industry"]``) stay native —
-`MISSING`'s dunders give them the language's semantics; ``**``, ``*``, string/sequence ``+``, ``%``,
-``not in`` and non-literal ``in`` go through the bounded helpers in `engine.expr.sandbox`.
+`MISSING`'s dunders give them the language's semantics. Arithmetic is native only where the checker proved
+both operands numbers; otherwise (any operand of unknown type) it calls the guarded helper, so the fast path
+never does what the reference (the same helpers) refuses. ``**``, ``*``, ``not in`` and non-literal ``in``
+always go through the bounded helpers in `engine.expr.sandbox`; ``any``/``all`` call its quantifier loops with
+a one-parameter function of the condition.
 """
 
 from __future__ import annotations
