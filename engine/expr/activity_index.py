@@ -19,74 +19,74 @@ from engine.expr.sandbox import MISSING
 
 
 class ActivityIndex:
-    """Activity timestamps by type (and by type + url), ascending, with each one's position in the lead."""
+    """Activity (timestamp, position) pairs by type, ascending; by type and url only once a url is asked for."""
 
-    __slots__ = ("activities", "by_type", "by_url")
+    __slots__ = ("activities", "by_type", "_by_url")
 
     def __init__(self, activities: Any):
         self.activities = activities
-        by_type: dict[str, list[tuple[datetime, int]]] = {}
-        by_url: dict[tuple[str, str], list[tuple[datetime, int]]] = {}
-        for position, act in enumerate(activities):
-            if not isinstance(act, dict):
-                continue
-            kind, at = act.get("type"), act.get("at", MISSING)
-            if type(kind) is not str or type(at) is not datetime:
-                continue
-            by_type.setdefault(kind, []).append((at, position))
-            url = act.get("url", MISSING)
-            if type(url) is str:
-                by_url.setdefault((kind, url), []).append((at, position))
-        self.by_type = {k: _Times(v) for k, v in by_type.items()}
-        self.by_url = {k: _Times(v) for k, v in by_url.items()}
+        self.by_type = _group(activities, False)
+        self._by_url: dict[Any, list[tuple[datetime, int]]] | None = None
 
-    def times(self, kind: str, url: str | None) -> "_Times | None":
-        return self.by_type.get(kind) if url is None else self.by_url.get((kind, url))
+    def times(self, kind: str, url: str | None) -> list[tuple[datetime, int]] | None:
+        if url is None:
+            return self.by_type.get(kind)
+        if self._by_url is None:
+            self._by_url = _group(self.activities, True)
+        return self._by_url.get((kind, url))
 
     def count(self, kinds: tuple[str, ...], start: datetime | None, now: datetime, url: str | None) -> int:
         """How many activities of these types happened in [start, now] (and on `url`)."""
         total = 0
         for kind in kinds:
-            times = self.times(kind, url)
-            if times is not None:
-                total += times.count(start, now)
+            items = self.times(kind, url)
+            if items:
+                end = bisect_right(items, now, key=_at)
+                total += end - bisect_left(items, start, 0, end, key=_at) if start is not None else end
         return total
 
     def last(self, kinds: tuple[str, ...], now: datetime) -> Any:
         """The latest timestamp at or before `now` (the first written, among equal instants), or MISSING."""
         best: tuple[datetime, int] | None = None
         for kind in kinds:
-            times = self.by_type.get(kind)
-            candidate = times.last(now) if times is not None else None
-            if candidate is not None and (best is None or candidate[0] > best[0] or (
-                    candidate[0] == best[0] and candidate[1] < best[1])):
-                best = candidate
+            items = self.by_type.get(kind)
+            end = bisect_right(items, now, key=_at) if items else 0
+            if end:
+                candidate = items[bisect_left(items, items[end - 1][0], 0, end, key=_at)]  # type: ignore[index]
+                if best is None or candidate[0] > best[0] or (candidate[0] == best[0] and candidate[1] < best[1]):
+                    best = candidate
         return MISSING if best is None else best[0]
 
 
-class _Times:
-    """One sorted run of (timestamp, position); equal instants keep document order (a stable sort)."""
+def _group(activities: Any, by_url: bool) -> dict[Any, list[tuple[datetime, int]]]:
+    """(timestamp, position) of each well-formed activity by type (or by (type, url)), each run sorted by time.
 
-    __slots__ = ("ats", "positions")
+    The sort is stable, so equal instants keep document order.
+    """
+    groups: dict[Any, list[tuple[datetime, int]]] = {}
+    for position, act in enumerate(activities):
+        if not isinstance(act, dict):
+            continue
+        kind, at = act.get("type"), act.get("at", MISSING)
+        if type(kind) is not str or type(at) is not datetime:
+            continue
+        if by_url:
+            url = act.get("url", MISSING)
+            if type(url) is not str:
+                continue
+            kind = (kind, url)
+        items = groups.get(kind)
+        if items is None:
+            groups[kind] = [(at, position)]
+        else:
+            items.append((at, position))
+    for items in groups.values():
+        if len(items) > 1:
+            items.sort(key=_at)
+    return groups
 
-    def __init__(self, items: list[tuple[datetime, int]]):
-        items.sort(key=_first)
-        self.ats = [at for at, _ in items]
-        self.positions = [p for _, p in items]
 
-    def count(self, start: datetime | None, now: datetime) -> int:
-        end = bisect_right(self.ats, now)
-        return end - bisect_left(self.ats, start, 0, end) if start is not None else end
-
-    def last(self, now: datetime) -> tuple[datetime, int] | None:
-        end = bisect_right(self.ats, now)
-        if end == 0:
-            return None
-        first_equal = bisect_left(self.ats, self.ats[end - 1], 0, end)
-        return self.ats[first_equal], self.positions[first_equal]
-
-
-def _first(item: tuple[datetime, int]) -> datetime:
+def _at(item: tuple[datetime, int]) -> datetime:
     return item[0]
 
 
