@@ -4,9 +4,11 @@ cannot prove, no lone surrogates in or out, and date-time limits on the instant 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import engine
 from conftest import EXAMPLE_POLICIES, NOW
@@ -173,3 +175,36 @@ def test_regex_scans_are_metered_per_decision() -> None:
             compiled.fn(lead, T0)
     finally:
         sandbox.stop_meter()
+
+
+@settings(max_examples=300, deadline=None)
+@given(year=st.sampled_from([1899, 1900, 1901, 8999, 9000, 9001]), month=st.sampled_from([1, 12]),
+       day=st.sampled_from([1, 31]), hour=st.integers(0, 23), offset_minutes=st.integers(-1439, 1439))
+def test_the_instant_decides_for_every_offset(year: int, month: int, day: int, hour: int, offset_minutes: int) -> None:
+    """Property: in range exactly when the UTC instant is, whatever the written year and offset."""
+    local = datetime(year, month, day, hour, tzinfo=timezone(timedelta(minutes=offset_minutes)))
+    utc = local.replace(tzinfo=None) - timedelta(minutes=offset_minutes)  # naive UTC, never overflows here
+    assert sandbox.instant_in_range(local) == (datetime(1900, 1, 1) <= utc <= datetime(9000, 12, 31, 23, 59, 59, 999999))
+    text = local.isoformat()
+    try:
+        LEADS_D.prepare({"d": text})
+        accepted = True
+    except LeadError:
+        accepted = False
+    assert accepted == sandbox.instant_in_range(local), text
+
+
+LEADS_D = LeadSchema.from_json_schema({"type": "object", "properties": {"d": {"type": "string", "format": "date-time"}}})
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(st.characters(min_codepoint=0xD700, max_codepoint=0xE0FF, blacklist_categories=("Cc",)), max_size=6))
+def test_string_literals_are_valid_text_or_refused(text: str) -> None:
+    """Property: a literal written with escapes either loads and evaluates to encodable text, or is refused."""
+    literal = '"' + "".join(f"\\u{ord(c):04x}" for c in text) + '"'
+    try:
+        compiled = compile_expression(literal, SCOPE)
+    except ExpressionError as exc:
+        assert exc.code == sandbox.EXPR_CHARACTER and any("\ud800" <= c <= "\udfff" for c in text)
+        return
+    assert encodable_text(compiled.fn(LEADS.prepare({}), T0)) == text

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from click.testing import CliRunner
 
 import cli
@@ -118,3 +120,18 @@ def test_big_documents_leave_the_garbage_collector_as_they_found_it() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@settings(max_examples=200, deadline=None)
+@given(keys=st.lists(st.sampled_from(["a", "b", "c", "d", "k1", "é"]), min_size=1, max_size=12))
+def test_the_first_repeated_key_in_document_order_is_named(keys: list[str]) -> None:
+    """Property: the reported key is the first one (in document order) that repeats an earlier one."""
+    body = "{" + ",".join(f'"{k}":{i}' for i, k in enumerate(keys)) + "}"
+    seen: set[str] = set()
+    first = next((k for k in keys if k in seen or seen.add(k)), None)  # type: ignore[func-returns-value]
+    if first is None:
+        assert loads(body) == {k: i for i, k in enumerate(keys)}
+    else:
+        with pytest.raises(StrictJSONError) as info:
+            loads('{"x":[' + body + "]}")
+        assert info.value.key == first and info.value.path == f"x[0].{first}"
