@@ -35,15 +35,30 @@ class ActivityIndex:
             self._by_url = _group(self.activities, True)
         return self._by_url.get((kind, url))
 
+    def _window(self, items: list[tuple[datetime, int]], start: datetime | None, now: datetime) -> tuple[int, int]:
+        """The slice of `items` that happened in [start, now]."""
+        end = bisect_right(items, now, key=_at)
+        return (bisect_left(items, start, 0, end, key=_at) if start is not None else 0), end
+
     def count(self, kinds: tuple[str, ...], start: datetime | None, now: datetime, url: str | None) -> int:
         """How many activities of these types happened in [start, now] (and on `url`)."""
         total = 0
         for kind in kinds:
             items = self.times(kind, url)
             if items:
-                end = bisect_right(items, now, key=_at)
-                total += end - bisect_left(items, start, 0, end, key=_at) if start is not None else end
+                first, end = self._window(items, start, now)
+                total += end - first
         return total
+
+    def positions(self, kinds: tuple[str, ...], start: datetime | None, now: datetime, url: str | None) -> list[int]:
+        """Positions in the lead of the activities `count` counts, in lead order (for explanations)."""
+        found: list[int] = []
+        for kind in kinds:
+            items = self.times(kind, url)
+            if items:
+                first, end = self._window(items, start, now)
+                found.extend(p for _, p in items[first:end])
+        return sorted(found)
 
     def last(self, kinds: tuple[str, ...], now: datetime) -> Any:
         """The latest timestamp at or before `now` (the first written, among equal instants), or MISSING."""

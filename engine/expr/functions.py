@@ -267,6 +267,16 @@ def _index(lead: Any) -> ActivityIndex | None:
     return index_of(activities)
 
 
+def matching_activities(lead: Any, now: datetime, kind: Any, within_days: Any = None, url: Any = None) -> list[Any]:
+    """The activities `count_activities(kind, within_days, url)` counts, in lead order (for explanations)."""
+    if url is not None and type(url) is not str:
+        raise _type_error("count_activities", "a string url", url)
+    kinds = _activity_types("count_activities", kind)
+    start = _window_start("count_activities", now, within_days)
+    index = _index(lead)
+    return [] if index is None else [index.activities[p] for p in index.positions(kinds, start, now, url)]
+
+
 def count_activities(lead: Any, now: datetime, kind: Any, within_days: Any = None, url: Any = None) -> Any:
     """count_activities(type, within_days=None, url=None): how many of the lead's activities have this type
     (or one of a list of types), happened at or before `now` and, if given, within the last `within_days`
