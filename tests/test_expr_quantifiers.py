@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from conftest import both_paths
 from engine.errors import EvaluationError, ExpressionError
 from engine.expr import BOOL, DATETIME, MISSING, Scope, compile_expression
 from engine.expr import sandbox
@@ -25,13 +26,7 @@ T = datetime(2024, 6, 1, tzinfo=timezone.utc)
 def run(source: str, raw: dict, want=None) -> tuple[object, object]:
     compiled = compile_expression(source, SCOPE, want=want)
     lead = LEADS.prepare(raw)
-    out = []
-    for fn in (compiled.fn, compiled.reference):
-        try:
-            out.append(fn(lead, T))
-        except EvaluationError as exc:
-            out.append(exc.code)
-    return out[0], out[1]
+    return both_paths(compiled, lead, T)
 
 
 @pytest.mark.parametrize("source, raw, want", [

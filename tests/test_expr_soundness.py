@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import engine
-from conftest import EXAMPLE_POLICIES, NOW
+from conftest import EXAMPLE_POLICIES, NOW, both_paths
 from engine.errors import EvaluationError, ExpressionError, LeadError, LeadopsError
 from engine.expr import ANY, DATETIME, MISSING, NUMBER, Scope, compile_expression, encodable_text
 from engine.expr import sandbox
@@ -30,13 +30,7 @@ def both(source: str, raw: dict | None = None) -> tuple[object, object]:
     """(fast outcome, reference outcome): the value, or the EvaluationError code."""
     compiled = compile_expression(source, SCOPE)
     lead = LEADS.prepare(raw or {})
-    out = []
-    for fn in (compiled.fn, compiled.reference):
-        try:
-            out.append(fn(lead, T0))
-        except EvaluationError as exc:
-            out.append(exc.code)
-    return out[0], out[1]
+    return both_paths(compiled, lead, T0)
 
 
 @pytest.mark.parametrize("source", [
