@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from conftest import both_paths
-from engine.errors import EvaluationError, ExpressionError
+from engine.errors import ExpressionError
 from engine.expr import BOOL, DATETIME, MISSING, Scope, compile_expression
 from engine.expr import sandbox
 from engine.leads import LeadSchema

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import engine
 from conftest import EXAMPLE_POLICIES, NOW, both_paths
 from engine.errors import EvaluationError, ExpressionError, LeadError, LeadopsError
-from engine.expr import ANY, DATETIME, MISSING, NUMBER, Scope, compile_expression, encodable_text
+from engine.expr import ANY, DATETIME, NUMBER, Scope, compile_expression, encodable_text
 from engine.expr import sandbox
 from engine.leads import LeadSchema
 
