@@ -124,11 +124,12 @@ def validate(policies: str | None, rev: str | None, fmt: str) -> None:
             click.echo(render.diagnostics_text(scenario_diags), err=True)
         raise SystemExit(1)
     if fmt == "json":
-        click.echo(render.diagnostics_json([], valid=True, summary=info))
+        click.echo(render.diagnostics_json([], valid=True, summary={**info, "cost": ps.cost.to_dict()}))
     else:
         click.echo(f"{policies or 'policies'}: valid — {info['name']} {info['version']} ({info['revision']}): "
                    f"{info['scoring_rules']} scoring rules, {info['stages']} stages, {info['routing_rules']} routing "
                    f"rules, {info['slas']} SLAs, {info['calendars']} calendars")
+        click.echo(f"  {ps.cost.summary()}")
 
 
 # ---------------------------------------------------------------- eval

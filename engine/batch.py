@@ -30,7 +30,8 @@ from datetime import datetime
 from itertools import islice
 from typing import Any, TextIO
 
-from engine.errors import LeadError
+from engine.errors import EvaluationError, LeadError
+from engine.expr import encodable_text
 from engine.jsonstrict import NOT_UTF8, Decoder, StrictJSONError
 
 DEFAULT_CHUNK = 500  # lines per task: large enough to amortise pickling, small enough to keep memory low
@@ -128,13 +129,19 @@ class _Evaluator:
                     raw = item
                 decision = evaluate(raw, now, explain).to_dict()
                 if rows:
-                    append(("decision", self.flatten(decision)))
+                    flat = self.flatten(decision)
+                    for value in flat.values():  # Parquet/CSV writers need valid text too
+                        if isinstance(value, str):
+                            encodable_text(value)
+                    append(("decision", flat))
                 else:
-                    append(self.decision_text(decision, explain) + "\n\n" if text else _dumps(decision) + "\n")
-            except (ValueError, LeadError, RecursionError) as exc:
+                    append(encodable_text(self.decision_text(decision, explain) + "\n\n" if text else _dumps(decision) + "\n"))
+            except (ValueError, LeadError, RecursionError, EvaluationError) as exc:
                 failed += 1
                 lead_id = raw.get("id") if isinstance(raw, dict) else None
-                if lead_id is None and mapping is not None and isinstance(raw, dict):
+                if isinstance(exc, EvaluationError):  # unencodable output: typed, and no bad text in the record
+                    exc, lead_id = LeadError(f"the decision cannot be written: {exc.message}", code=exc.code), None
+                elif lead_id is None and mapping is not None and isinstance(raw, dict):
                     lead_id = _source_id(mapping, raw)
                 record = error_record(number, lead_json_error(exc), lead_id)
                 if rows:

@@ -21,6 +21,7 @@ import jsonschema
 
 from engine import checks
 from engine.calendar import BusinessCalendar, Closure, parse_duration, parse_weekly_hours
+from engine.costbound import COST_OVER_BUDGET, over_budget_message, policy_cost
 from engine.errors import Diagnostic, ExpressionError, Location, PolicyError
 from engine.expr import Scope, compile_expression
 from engine.expr import types as T
@@ -215,6 +216,7 @@ class Compiler:
             default_calendar_location=slas_src.at("default_calendar"),
             broken_calendars=frozenset(self.broken_calendars),
             max_changed_percent=(d.get("guard") or {}).get("max_changed_percent"),
+            max_cost_per_lead=(d.get("guard") or {}).get("max_cost_per_lead"),
             ownership=self.build_ownership(meta),
             locations=locations,
         )
@@ -509,6 +511,18 @@ class Compiler:
                 self.error("REF010", f"{owner} counts activity type '{activity}', which the lead schema does not allow",
                            loc, checks.did_you_mean(activity, known) + f"known activity types: {', '.join(known)}")
 
+    def check_cost(self, model: PolicyModel, lead_type: Any) -> None:
+        """COST001 when the policy's worst-case cost per lead passes its budget (engine.costbound)."""
+        bound = policy_cost(model, lead_type)
+        if bound.total > bound.budget:
+            meta = self.sources["policy-set"]
+            guard = (meta.data.get("guard") or {})
+            located = [r.location for r in bound.dominant() if r.location.file]
+            where = meta.at("guard", "max_cost_per_lead") if "max_cost_per_lead" in guard else (
+                located[0] if located else meta.at())
+            message, hint = over_budget_message(bound)
+            self.error(COST_OVER_BUDGET, message, where, hint)
+
     def compile_one(self, expr: Expr, scope: Scope, want: Any) -> None:
         try:
             expr.compiled = compile_expression(expr.source, scope, want=want)
@@ -564,6 +578,8 @@ def compile_policy_files(files: Mapping[str, bytes], root: str = "policies") -> 
         if lead_schema is not None:
             c.compile_expressions(model, lead_schema.type)
         checks.check_rules(model, c.error)
+        if lead_schema is not None and not c.diagnostics:
+            c.check_cost(model, lead_schema.type)
     else:
         c.check_partial(lead_schema)
     if c.diagnostics or model is None or lead_schema is None:

@@ -20,12 +20,45 @@ Malformed syntax raises `json.JSONDecodeError`; every error is a `ValueError`.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 NOT_UTF8 = "not valid UTF-8 text (undecodable bytes or a lone surrogate escape)"
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+# From this many characters a document is parsed with the cyclic garbage collector paused: the collector's
+# passes over the containers a big document creates made parse time grow faster than its size (4 MB of nested
+# arrays: 1.0 s with it, 0.19 s without). A parse creates no cycles, so pausing it frees nothing late.
+GC_PAUSE_MIN_LENGTH = 65_536
+_gc_lock = threading.Lock()
+_gc_pausers = 0
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while any thread is inside; restore it (if it was on) when the last one leaves."""
+    global _gc_pausers, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pausers == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pausers += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and _gc_was_enabled:
+                gc.enable()
+
+
+_gc_was_enabled = True
 
 
 class StrictJSONError(ValueError):
@@ -66,7 +99,11 @@ class Decoder:
             text = data
         self._repeated.clear()
         try:
-            value = self._decode(text)
+            if len(text) < GC_PAUSE_MIN_LENGTH:
+                value = self._decode(text)
+            else:
+                with _gc_paused():
+                    value = self._decode(text)
         except RecursionError as exc:
             raise StrictJSONError(str(exc), "depth") from None
         if self._repeated:
@@ -85,9 +122,19 @@ class Decoder:
         obj = dict(pairs)
         if len(obj) != len(pairs):
             obj = _Repeated(obj)
-            obj.repeated = next(k for i, (k, _) in enumerate(pairs) if any(k == q for q, _ in pairs[:i]))
+            obj.repeated = _first_repeated(pairs)
             self._repeated.append(obj)
         return obj
+
+
+def _first_repeated(pairs: list[tuple[str, Any]]) -> str:
+    """The first key (in document order) that repeats an earlier one: one pass with a set, linear in size."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            return key
+        seen.add(key)
+    return ""
 
 
 def _duplicate_error(value: Any, repeated: list[_Repeated]) -> StrictJSONError:

@@ -401,6 +401,9 @@ class _SchemaCompiler:
             budget.values -= n
             if max_items is not None and n > max_items:
                 raise _Fail(f"more than {max_items} items ({n})")
+            if n > sandbox.DEFAULT_LEAD_MAX_ITEMS and max_items is None:
+                raise _Fail(f"more than {sandbox.DEFAULT_LEAD_MAX_ITEMS} items ({n}), the limit for a list whose "
+                            "schema declares no maxItems", LEAD_LIMIT)
             if n < min_items:
                 raise _Fail(f"fewer than {min_items} item(s)")
             if budget.values < 0:
@@ -552,9 +555,10 @@ def _parse_datetime(text: str) -> datetime:
             f"date-time {text!r} has no UTC offset", LEAD_DATETIME,
             "add the offset the time was recorded in, e.g. 2024-05-01T09:30:00Z or 2024-05-01T09:30:00+10:00",
         )
-    if not sandbox.MIN_DATETIME_YEAR <= value.year <= sandbox.MAX_DATETIME_YEAR:
+    if not sandbox.instant_in_range(value):
         raise _Fail(
-            f"date-time {text!r} is outside the years {sandbox.MIN_DATETIME_YEAR}–{sandbox.MAX_DATETIME_YEAR}",
+            f"date-time {text!r} is outside the years {sandbox.MIN_DATETIME_YEAR}–{sandbox.MAX_DATETIME_YEAR} "
+            f"(as an instant: {sandbox.INSTANT_RANGE_TEXT})",
             LEAD_DATETIME, "check the value: it is not a real CRM timestamp",
         )
     return value
@@ -662,6 +666,8 @@ class _FastCompiler:
             item_fn = self.function(schema.get("items", True), where + "[]", depth + 1)
             min_items = schema.get("minItems") or 0
             max_items = schema.get("maxItems")
+            if max_items is None:
+                max_items = sandbox.DEFAULT_LEAD_MAX_ITEMS
             body = [f"{indent}if type({src}) is list:", f"{i2}n = len({src})", f"{i2}b.values -= n"]
             checks = ([f"n > {max_items!r}"] if max_items is not None else []) + ([f"n < {min_items!r}"] if min_items else [])
             if checks:

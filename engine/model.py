@@ -250,6 +250,7 @@ class PolicyModel:
     slas: tuple[Sla, ...]
     default_calendar: str
     max_changed_percent: float | None = None
+    max_cost_per_lead: int | None = None  # guard.max_cost_per_lead: the static cost budget (engine.costbound)
     ownership: Ownership | None = None
     locations: dict[str, Location] = field(default_factory=dict)  # "kind:id" -> where it is defined
     default_calendar_location: Location = field(default_factory=Location)

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from engine.compiler import compile_policy_files
+from engine.costbound import policy_cost
 from engine.decision import Decision
 from engine.errors import EvaluationError, LeadopsError
-from engine.expr.sandbox import MAX_DATETIME_YEAR, MIN_DATETIME_YEAR
+from engine.expr.sandbox import (
+    INSTANT_RANGE_TEXT, MAX_DATETIME_YEAR, MIN_DATETIME_YEAR, encodable_text, instant_in_range, start_meter,
+    stop_meter,
+)
 from engine.leads import LeadSchema
 from engine.model import PolicyModel
 from engine.routing import RouteEngine
@@ -52,8 +57,9 @@ def require_aware(now: Any) -> datetime:
                            "datetime.fromisoformat('2026-11-23T09:00:00+10:00')")
     if now.tzinfo is None or now.utcoffset() is None:
         raise LeadopsError(f"`now` must be timezone-aware, got {now!r}; add an offset, e.g. tzinfo=timezone.utc")
-    if not MIN_DATETIME_YEAR <= now.year <= MAX_DATETIME_YEAR:
-        raise LeadopsError(f"`now` ({now.isoformat()}) is outside the years {MIN_DATETIME_YEAR}–{MAX_DATETIME_YEAR}")
+    if not instant_in_range(now):
+        raise LeadopsError(f"`now` ({now.isoformat()}) is outside the years {MIN_DATETIME_YEAR}–{MAX_DATETIME_YEAR} "
+                           f"(as an instant: {INSTANT_RANGE_TEXT})")
     return now
 
 
@@ -73,6 +79,7 @@ class PolicySet:
         self.stages = StageEngine(model.stages)
         self.routing = RouteEngine(model.routing, model.teams, model.queues, model.calendars)
         self.slas = SlaEngine(model.slas, model.calendars, model.default_calendar)
+        self.cost = policy_cost(model, lead_schema.type)  # worst case per lead; its budget meters every lead
         self._last_now: tuple[Any, str] = (None, "")
 
     @classmethod
@@ -91,6 +98,14 @@ class PolicySet:
         return self.evaluate_prepared(view, now, explain)
 
     def evaluate_prepared(self, view: Mapping[str, Any], now: datetime, explain: bool = False) -> Decision:
+        """The decision for a prepared lead; raises CostLimitError (a LeadError, EVAL006) past the cost budget."""
+        start_meter(self.cost.budget)
+        try:
+            return self._decide(view, now, explain)
+        finally:
+            stop_meter()
+
+    def _decide(self, view: Mapping[str, Any], now: datetime, explain: bool) -> Decision:
         trace = Trace() if explain else None
         warnings: list[dict[str, str]] = []
         acts = activities_by_type(view, now)
@@ -134,7 +149,9 @@ class PolicySet:
         value = compiled.fn(view, now, score_view, None, stage["to"])
         if isinstance(value, float) and not math.isfinite(value):
             raise EvaluationError("EVAL003", f"the result {value} is not a finite number (JSON has no NaN or Infinity)")
-        return jsonable(value)
+        value = jsonable(value)
+        encodable_text(json.dumps(value, ensure_ascii=False))  # a lone surrogate: EVAL005, never invalid UTF-8
+        return value
 
     def describe(self) -> dict[str, Any]:
         """Metadata for reports and the service: name, version, revision and rule counts."""

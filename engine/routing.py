@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from engine.calendar import BusinessCalendar
 from engine.errors import EvaluationError
 from engine.expr import MISSING
+from engine.expr.sandbox import encodable_text
 from engine.model import Member, Queue, RouteRule, Team
 from engine.trace import Trace, describe_values, guarded
 
@@ -144,12 +145,12 @@ class RouteEngine:
             return Assignment(section, team.calendar, team.manager), ""
         try:
             owner = rule.owner.fn(lead, now, score, None, stage)
+            if owner is MISSING or owner is None or owner == "":
+                return None, "condition true but the owner expression gave no owner"
+            owner = encodable_text(str(owner))
         except EvaluationError as exc:
             warnings.append({"rule": rule.id, "message": exc.message})
             return None, f"owner expression failed: {exc.message}"
-        if owner is MISSING or owner is None or owner == "":
-            return None, "condition true but the owner expression gave no owner"
-        owner = str(owner)
         team = self.member_team.get(owner)
         if team is not None:
             member = next(m for m in team.members if m.id == owner)

@@ -75,6 +75,19 @@ def same(a: object, b: object) -> bool:
     return a is b or a == b
 
 
+def both_paths(compiled: object, lead: object, now: datetime) -> tuple[object, object]:
+    """(fast path, reference) outcomes of a compiled expression: the value, or the EvaluationError code."""
+    from engine.errors import EvaluationError
+
+    out = []
+    for fn in (compiled.fn, compiled.reference):  # type: ignore[attr-defined]
+        try:
+            out.append(fn(lead, now))
+        except EvaluationError as exc:
+            out.append(exc.code)
+    return out[0], out[1]
+
+
 def copy_policy_set(source: Path, dest: Path) -> PolicyDir:
     """Copy a policy set laid out as <source>/policies + <source>/schemas into dest."""
     shutil.copytree(source / "policies", dest / "policies")

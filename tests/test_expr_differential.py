@@ -15,6 +15,9 @@ from hypothesis import strategies as st
 from conftest import same
 from engine.errors import EvaluationError, ExpressionError
 from engine.expr import BOOL, DATETIME, MISSING, PARAMETERS, RUNTIME_GLOBALS, Scope, compile_expression
+from engine.expr.compile import QUANTIFIER_VARIABLES
+from engine.expr.cost import expression_cost
+from engine.expr.sandbox import start_meter, stop_meter
 from engine.leads import LeadSchema
 
 pytestmark = pytest.mark.security
@@ -52,7 +55,7 @@ SCHEMA = {
 LEADS = LeadSchema.from_json_schema(SCHEMA)
 SCOPE = Scope({"lead": LEADS.type, "now": DATETIME})
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=timezone.utc)
-ALLOWED_NAMES = set(PARAMETERS) | set(RUNTIME_GLOBALS)
+ALLOWED_NAMES = set(PARAMETERS) | set(RUNTIME_GLOBALS) | set(QUANTIFIER_VARIABLES)
 
 # ------------------------------------------------------------------------------------------ expressions
 
@@ -159,6 +162,38 @@ def _bool(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 bool_expr = st.recursive(_bool_leaves(), _bool, max_leaves=4)
 any_expr = st.one_of(bool_expr, num_expr, str_expr)
 
+# Values of every type, including those the checker cannot type (from `or` / `if` over different types), long
+# literal lists (compiled to sets from 8 items), lists of objects; combined with every operator.
+unknown_leaves = st.sampled_from([
+    '("%0999d" or 0)', '("ab" or 0)', "(lead.s or 0)", "(lead.n or lead.s)", "(now or 0)", "(lead.d or 1)",
+    "([lead.company] or 0)", "(lead.tags or 1)", "(lead.n if lead.b else lead.s)", "(lead.company if lead.b else 2)",
+    "(lead.any or lead.tags)", "([1, 2] if lead.b else \"xy\")", "(lead.activities or 0)", "(lead.b or 2)",
+])  # fmt: skip
+list_leaves = st.one_of(
+    st.sampled_from(["lead.tags", "[lead.company]", "[lead.company, lead.company]", "lead.activities", "[]",
+                     "[lead.n, lead.s]", "[[1], [2]]", "lead.company"]),
+    st.lists(st.one_of(small_ints, str_literals), min_size=7, max_size=12).map(lambda xs: f"[{', '.join(xs)}]"),
+)  # fmt: skip
+value_leaves = st.one_of(num_leaves, str_leaves, date_leaves, unknown_leaves, list_leaves,
+                         st.sampled_from(["lead.b", "True", "False"]))
+all_binary = st.sampled_from(["+", "-", "*", "/", "//", "%", "**", "==", "!=", "<", "<=", ">", ">=", "in", "not in"])
+
+
+def _mixed(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.tuples(children, all_binary, children).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+        st.tuples(children, children).map(lambda t: f"({t[0]} or {t[1]})"),
+        st.tuples(children, children, children).map(lambda t: f"({t[1]} if {t[0]} else {t[2]})"),
+        children.map(lambda a: f"(-{a})"),
+        st.tuples(children, st.lists(st.one_of(small_ints, str_literals), min_size=8, max_size=11)).map(
+            lambda t: f"({t[0]} {'in' if len(t[1]) % 2 else 'not in'} [{', '.join(t[1])}])"),
+        st.tuples(st.sampled_from(["any", "all"]), st.sampled_from(["lead.tags", "lead.activities", "lead.any", "[1, 2, 3]"]),
+                  all_binary, children).map(lambda t: f"{t[0]}({t[1]}, v, not not (v {t[2]} {t[3]}))"),
+    )  # fmt: skip
+
+
+mixed_expr = st.recursive(value_leaves, _mixed, max_leaves=4)
+
 # ------------------------------------------------------------------------------------------ leads
 
 json_scalars = st.one_of(
@@ -226,7 +261,11 @@ def check_agreement(source: str, raw: dict, want=None) -> None:
         if isinstance(node, ast.Name):
             assert node.id in ALLOWED_NAMES
     lead = LEADS.prepare(raw)
-    fast = outcome(compiled.fn, lead, NOW)
+    start_meter(expression_cost(compiled.tree, LEADS.type.props["activities"]))  # the static bound holds at run time
+    try:
+        fast = outcome(compiled.fn, lead, NOW)
+    finally:
+        stop_meter()
     ref = outcome(compiled.reference, lead, NOW)
     assert fast[0] == ref[0], (source, compiled.py, raw, fast, ref)
     if fast[0] == "value":
@@ -243,6 +282,13 @@ def test_fast_path_matches_reference_on_conditions(source: str, raw: dict, as_co
 @given(source=any_expr, raw=leads)
 def test_fast_path_matches_reference_on_values(source: str, raw: dict) -> None:
     check_agreement(source, raw)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(source=mixed_expr, raw=leads, as_condition=st.booleans())
+def test_fast_path_matches_reference_on_every_operator_and_type_pair(source: str, raw: dict, as_condition: bool) -> None:
+    """Unknown types from or/if, long literal lists, lists of objects, quantifiers: the paths still agree."""
+    check_agreement(source, raw, BOOL if as_condition else None)
 
 
 @settings(max_examples=200, deadline=None)
@@ -281,6 +327,16 @@ def test_missing_comparisons_are_false_for_every_lead(raw: dict) -> None:
         ("lead.n ** 3", {"n": 2**40}),
         ("lead.any == lead.any", {"any": [None]}),
         ("(1e300 * 1e300) - (1e300 * 1e300)", {}),
+        # issue 17: found by the red team
+        ('present(("%0999999999d" or 0) * 1 % 1)', {}),
+        ("(([lead.company] or 0) * 1) in [1, 2, 3, 4, 5, 6, 7, 8]", {"company": {"k": "a"}}),
+        ("(now or 0) - (now or 0)", {}),
+        ("((now or 0) - (now or 0)) / 2", {}),
+        ("(lead.d or 0) // 2", {"d": "2024-01-01T00:00:00Z"}),
+        ('(lead.any or 0) * 3 + "x"', {"any": "ab"}),
+        ("lead.any in [1, 2, 3, 4, 5, 6, 7, 8, 9]", {"any": [1]}),
+        ("(lead.any or 0) not in [1, 2, 3, 4, 5, 6, 7, 8, 9]", {"any": {"k": 1}}),
+        ("any(lead.tags, v, v in [\"a\", \"b\", \"c\", \"d\", \"e\", \"f\", \"g\", \"h\"])", {"tags": ["h", None]}),
     ],
 )
 def test_regression_cases(source: str, raw: dict) -> None:

@@ -25,7 +25,7 @@ from engine.expr.check import check
 from engine.expr.compile import PARAMETERS, RUNTIME_GLOBALS, build_function, emit
 from engine.expr.functions import HELPERS
 from engine.expr.parse import parse
-from engine.expr.sandbox import ALLOWED_SCOPE_NAMES, MISSING, evaluation_error
+from engine.expr.sandbox import ALLOWED_SCOPE_NAMES, MISSING, encodable_text, evaluation_error
 from engine.expr.types import (
     ANY,
     BOOL,
@@ -91,7 +91,7 @@ def compile_expression(source: str, scope: Scope, *, want: Type | None = None) -
 
 __all__ = [
     "Scope", "CompiledExpr", "compile_expression", "RUNTIME_GLOBALS", "PARAMETERS", "MISSING", "HELPERS",
-    "ExpressionError", "EvaluationError", "evaluation_error",
+    "ExpressionError", "EvaluationError", "evaluation_error", "encodable_text",
     "Type", "AnyType", "BoolType", "NumberType", "StringType", "DateTimeType", "ListType", "ObjectType",
     "ANY", "BOOL", "NUMBER", "INTEGER", "STRING", "DATETIME", "types_from_schema",
 ]  # fmt: skip

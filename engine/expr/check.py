@@ -75,6 +75,7 @@ class Checker:
         self.source = source
         self.names = names
         self.paths: dict[str, None] = {}
+        self.bound: dict[str, tuple[Type, str]] = {}  # quantifier variables in scope: name -> (item type, slot)
 
     # -- helpers -------------------------------------------------------------------------------------
 
@@ -116,6 +117,10 @@ class Checker:
 
     def visit_Name(self, node: ast.Name, as_base: bool = False) -> Type:
         name = node.id
+        if name in self.bound:
+            node.lo_path = None  # type: ignore[attr-defined]
+            node.lo_var = self.bound[name][1]  # type: ignore[attr-defined]
+            return self.bound[name][0]
         if name in self.names:
             node.lo_path = None if name == "now" else name  # type: ignore[attr-defined]
             self.record(node, as_base)
@@ -224,6 +229,8 @@ class Checker:
     _ARITH_SYMBOL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**"}
 
     def visit_BinOp(self, node: ast.BinOp) -> Type:
+        """Arithmetic types. Sound by rule: an operand of unknown type makes the result unknown (ANY), and
+        the compiler sends every operation it cannot prove numeric through the guarded runtime operation."""
         lt = self.visit(node.left)
         rt = self.visit(node.right)
         symbol = self._ARITH_SYMBOL[type(node.op)]
@@ -231,26 +238,18 @@ class Checker:
             if isinstance(node.op, (ast.Div, ast.Pow)):
                 return NUMBER
             return join(lt, rt)
-        if isinstance(node.op, ast.Add):
+        if is_any(lt) or is_any(rt):
+            known = rt if is_any(lt) else lt
+            allowed = (AnyType, NumberType, StringType, ListType) if isinstance(node.op, ast.Add) else (
+                AnyType, NumberType)
+            if isinstance(known, allowed):
+                return ANY
+        elif isinstance(node.op, ast.Add):
             if isinstance(lt, StringType) and isinstance(rt, StringType):
                 return STRING
             if isinstance(lt, ListType) and isinstance(rt, ListType):
-                return ListType(join(lt.item, rt.item))
-            if is_any(lt) and is_any(rt):
-                return ANY
-            known = rt if is_any(lt) else lt
-            if is_any(lt) or is_any(rt):
-                if isinstance(known, NumberType):
-                    return NUMBER
-                if isinstance(known, StringType):
-                    return STRING
-                if isinstance(known, ListType):
-                    return ListType(ANY)
-        else:
-            if (is_any(lt) or isinstance(lt, NumberType)) and (is_any(rt) or isinstance(rt, NumberType)):
-                if is_any(lt) and is_any(rt):
-                    return ANY
-                return NUMBER
+                both = lt.max_items is not None and rt.max_items is not None
+                return ListType(join(lt.item, rt.item), lt.max_items + rt.max_items if both else None)
         hint = ""
         if isinstance(lt, DateTimeType) or isinstance(rt, DateTimeType):
             hint = "use days_since(ts) / hours_since(ts) for date arithmetic"
@@ -354,7 +353,7 @@ class Checker:
         for element in node.elts:
             t = self.visit(element)
             item = t if item is None else join(item, t)
-        return ListType(item or ANY)
+        return ListType(item or ANY, len(node.elts))
 
     visit_List = visit_Tuple = visit_Set = _sequence
 
@@ -364,6 +363,8 @@ class Checker:
         func = node.func
         if not isinstance(func, ast.Name):  # the parser already rejects method calls
             raise self.fail(EXPR_FORBIDDEN, "method calls are not allowed", node, sandbox.method_hint(node, self.source))
+        if func.id in sandbox.QUANTIFIERS:
+            return self._quantifier(node, func.id)
         helper = HELPERS.get(func.id)
         if helper is None:
             if func.id in self.names:
@@ -394,6 +395,42 @@ class Checker:
                 )
         self._special_checks(helper, node, args, types)
         return helper.returns(types)
+
+    def _quantifier(self, node: ast.Call, kind: str) -> Type:
+        """any(list, x, predicate) / all(list, x, predicate): the predicate is checked with `x` bound to the
+        list's item type; the compiler turns it into a plain loop (sandbox.quantifier_any / quantifier_all)."""
+        usage = f"{kind}(list, x, predicate), e.g. {kind}(lead.pages_visited, p, startswith(p, \"/blog/\"))"
+        if node.keywords or len(node.args) != 3:
+            raise self.fail(EXPR_BAD_CALL, f"{kind}() takes exactly 3 arguments: a list, a name and a condition",
+                            node, f"signature: {usage}")
+        items, var, predicate = node.args
+        if not isinstance(var, ast.Name):
+            raise self.fail(EXPR_BAD_CALL, f"the second argument of {kind}() must be a plain name", var, usage)
+        name = var.id
+        if name in self.names or name in HELPERS or name in CONTEXT_NAMES or name in sandbox.QUANTIFIERS or (
+                name in self.bound):
+            raise self.fail(EXPR_BAD_CALL, f"{name!r} is already a name here; pick another for the {kind}() item",
+                            var, usage)
+        if len(self.bound) >= sandbox.MAX_QUANTIFIER_NESTING:
+            raise self.fail(sandbox.EXPR_LIMIT, f"quantifiers nested more than {sandbox.MAX_QUANTIFIER_NESTING} deep",
+                            node)
+        list_type = self.visit(items)
+        if not isinstance(list_type, (ListType, AnyType)):
+            raise self.fail(EXPR_TYPE, f"{kind}() needs a list, got {list_type.describe()}", items, usage)
+        item_type = list_type.item if isinstance(list_type, ListType) else ANY
+        slot = f"_v{len(self.bound)}"
+        self.bound[name] = (item_type, slot)
+        try:
+            result = self.visit(predicate)
+        finally:
+            del self.bound[name]
+        var.lo_type = item_type  # type: ignore[attr-defined]
+        var.lo_var = slot  # type: ignore[attr-defined]
+        if not assignable(result, BOOL):
+            raise self.fail(EXPR_TYPE, f"the condition of {kind}() must be true/false, got {result.describe()}",
+                            predicate, "compare the item, e.g. p == \"x\" or startswith(p, \"/blog/\")")
+        node.lo_quantifier = kind  # type: ignore[attr-defined]
+        return BOOL
 
     def _bind(self, helper: Helper, node: ast.Call) -> list[ast.AST | None]:
         positional = list(node.args)

@@ -4,8 +4,11 @@ The generated source uses only: the fixed parameter names (lead, now, score, act
 names in `RUNTIME_GLOBALS`, literals and operators. It never contains attribute access, so no dunder can
 be reached from it; `_verify_generated` re-checks that invariant on every compile (defence in depth).
 Comparisons, boolean logic and declared field reads (``lead["company"]["industry"]``) stay native —
-`MISSING`'s dunders give them the language's semantics; ``**``, ``*``, string/sequence ``+``, ``%``,
-``not in`` and non-literal ``in`` go through the bounded helpers in `engine.expr.sandbox`.
+`MISSING`'s dunders give them the language's semantics. Arithmetic is native only where the checker proved
+both operands numbers; otherwise (any operand of unknown type) it calls the guarded helper, so the fast path
+never does what the reference (the same helpers) refuses. ``**``, ``*``, ``not in`` and non-literal ``in``
+always go through the bounded helpers in `engine.expr.sandbox`; ``any``/``all`` call its quantifier loops with
+a one-parameter function of the condition.
 """
 
 from __future__ import annotations
@@ -27,11 +30,16 @@ RUNTIME_GLOBALS: dict[str, object] = {
     "_not_in": sandbox.safe_not_in,
     "_add": sandbox.safe_add,
     "_mul": sandbox.safe_mul,
+    "_sub": sandbox.safe_sub,
+    "_div": sandbox.safe_div,
+    "_floordiv": sandbox.safe_floordiv,
     "_mod": sandbox.safe_mod,
     "_pow": sandbox.safe_pow,
     "_field": sandbox.field,
     "_index": sandbox.index,
     "_set": sandbox.make_set,
+    "_q_any": sandbox.quantifier_any,
+    "_q_all": sandbox.quantifier_all,
     "_EVAL_ERRORS": sandbox.EVAL_CAUGHT_EXCEPTIONS,
     "_evaluation_error": sandbox.evaluation_error,
     **{h.global_name: h.fn for h in HELPERS.values()},
@@ -84,6 +92,9 @@ class Emitter:
         return _literal(node.value)
 
     def emit_Name(self, node: ast.Name) -> str:
+        var = getattr(node, "lo_var", None)
+        if var is not None:  # a quantifier's item: the loop function's parameter
+            return var
         if node.id not in ALLOWED_SCOPE_NAMES:
             raise ValueError(f"name {node.id!r} cannot be emitted")
         return node.id
@@ -119,27 +130,27 @@ class Emitter:
             return f"(-{operand})"
         return f"(+{operand})"
 
+    # operator -> (native symbol used when the checker proved both operands numbers, guarded helper)
+    _ARITHMETIC: dict[type, tuple[str, str]] = {
+        ast.Add: ("+", "_add"), ast.Sub: ("-", "_sub"), ast.Div: ("/", "_div"),
+        ast.FloorDiv: ("//", "_floordiv"), ast.Mod: ("%", "_mod"), ast.Mult: ("", "_mul"), ast.Pow: ("", "_pow"),
+    }  # fmt: skip
+
     def emit_BinOp(self, node: ast.BinOp) -> str:
+        """Native arithmetic only on proven numbers; anything else (unknown types) via the guarded helper.
+
+        `*` and `**` always use their helpers (integer size bounds).
+        """
         left, right = self.emit(node.left), self.emit(node.right)
+        if type(node.op) not in self._ARITHMETIC:
+            raise ValueError(f"operator {type(node.op).__name__} cannot be emitted")
+        symbol, helper = self._ARITHMETIC[type(node.op)]
         numbers = isinstance(getattr(node.left, "lo_type", None), NumberType) and isinstance(
             getattr(node.right, "lo_type", None), NumberType
         )
-        op = node.op
-        if isinstance(op, ast.Add):
-            return f"({left} + {right})" if numbers else f"_add({left}, {right})"
-        if isinstance(op, ast.Sub):
-            return f"({left} - {right})"
-        if isinstance(op, ast.Mult):
-            return f"_mul({left}, {right})"
-        if isinstance(op, ast.Div):
-            return f"({left} / {right})"
-        if isinstance(op, ast.FloorDiv):
-            return f"({left} // {right})"
-        if isinstance(op, ast.Mod):
-            return f"({left} % {right})" if numbers else f"_mod({left}, {right})"
-        if isinstance(op, ast.Pow):
-            return f"_pow({left}, {right})"
-        raise ValueError(f"operator {type(op).__name__} cannot be emitted")
+        if numbers and symbol:
+            return f"({left} {symbol} {right})"
+        return f"{helper}({left}, {right})"
 
     def emit_IfExp(self, node: ast.IfExp) -> str:
         return f"({self.emit(node.body)} if {self.emit(node.test)} else {self.emit(node.orelse)})"
@@ -186,6 +197,10 @@ class Emitter:
         return f"_set({_tuple([self.emit(e) for e in node.elts])})"
 
     def emit_Call(self, node: ast.Call) -> str:
+        quantifier = getattr(node, "lo_quantifier", None)
+        if quantifier is not None:  # any/all(list, x, condition): a plain loop over a one-parameter function
+            items, var, predicate = node.args
+            return f"_q_{quantifier}({self.emit(items)}, lambda {var.lo_var}: {self.emit(predicate)})"  # type: ignore[attr-defined]
         helper: Helper = node.lo_helper  # type: ignore[attr-defined]
         args: list[ast.AST | None] = node.lo_args  # type: ignore[attr-defined]
         if helper.name in ("present", "missing"):
@@ -228,16 +243,28 @@ def emit(tree: ast.Expression, as_bool: bool = False) -> str:
     return py
 
 
+QUANTIFIER_VARIABLES = tuple(f"_v{i}" for i in range(sandbox.MAX_QUANTIFIER_NESTING))
+
+
+def _is_quantifier_lambda(node: ast.Lambda) -> bool:
+    """`lambda _vN: <expression>`: one plain parameter, no defaults, nothing else."""
+    a = node.args
+    return (len(a.args) == 1 and a.args[0].arg in QUANTIFIER_VARIABLES and not a.posonlyargs and not a.kwonlyargs
+            and a.vararg is None and a.kwarg is None and not a.defaults and not a.kw_defaults)
+
+
 def _verify_generated(py: str) -> None:
     """Defence in depth: the generated source may only use parameters, runtime globals, literals, operators."""
     tree = ast.parse(py, mode="eval")
-    allowed_names = set(PARAMETERS) | set(RUNTIME_GLOBALS)
+    allowed_names = set(PARAMETERS) | set(RUNTIME_GLOBALS) | set(QUANTIFIER_VARIABLES)
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute):
             raise AssertionError("generated code must not contain attribute access")
         if isinstance(node, ast.Name) and node.id not in allowed_names:
             raise AssertionError(f"generated code uses unexpected name {node.id!r}")
-        if isinstance(node, (ast.Lambda, ast.NamedExpr, ast.comprehension, ast.JoinedStr, ast.Starred)):
+        if isinstance(node, ast.Lambda) and not _is_quantifier_lambda(node):
+            raise AssertionError("generated code may only contain one-parameter quantifier functions")
+        if isinstance(node, (ast.NamedExpr, ast.comprehension, ast.JoinedStr, ast.Starred)):
             raise AssertionError(f"generated code contains {type(node).__name__}")
         if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id.startswith("_")):
             raise AssertionError("generated code may only call runtime helpers")

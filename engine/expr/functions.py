@@ -20,6 +20,7 @@ import re2
 
 from engine.errors import EvaluationError, ExpressionError
 from engine.expr import sandbox
+from engine.expr.activity_index import ActivityIndex, index_of
 from engine.expr.sandbox import EVAL_TYPE, MISSING
 from engine.expr.types import (
     ANY,
@@ -235,11 +236,16 @@ _ONE_DAY = timedelta(days=1)
 _ONE_HOUR = timedelta(hours=1)
 
 
-def _activity_types(name: str, kind: Any) -> Any:
+def _activity_types(name: str, kind: Any) -> tuple[str, ...]:
+    """The distinct activity types asked for (bounded: MAX_ACTIVITY_TYPES_PER_CALL)."""
     if type(kind) is str:
         return (kind,)
     if type(kind) is tuple and all(type(k) is str for k in kind):
-        return kind
+        kinds = tuple(dict.fromkeys(kind))
+        if len(kinds) > sandbox.MAX_ACTIVITY_TYPES_PER_CALL:
+            raise EvaluationError(sandbox.EVAL_LIMIT, f"{name}() was given {len(kinds)} activity types; the limit "
+                                  f"is {sandbox.MAX_ACTIVITY_TYPES_PER_CALL}")
+        return kinds
     raise _type_error(name, "an activity type or a list of them", kind)
 
 
@@ -253,28 +259,22 @@ def _window_start(name: str, now: datetime, within_days: Any) -> Any:
     return now - timedelta(days=within_days)
 
 
-def _matching_activities(name: str, lead: Any, now: datetime, kind: Any, within_days: Any, url: Any):
-    kinds = _activity_types(name, kind)
-    start = _window_start(name, now, within_days)
+def _index(lead: Any) -> ActivityIndex | None:
+    """The lead's activity index (built once per lead and thread), or None when it has no activities."""
     activities = lead.get("activities", MISSING) if isinstance(lead, dict) else MISSING
-    if activities is MISSING:
-        return
-    for act in activities:
-        if not isinstance(act, dict) or act.get("type") not in kinds:
-            continue
-        at = act.get("at", MISSING)
-        if type(at) is not datetime or at > now or (start is not None and at < start):
-            continue
-        if url is not None:
-            act_url = act.get("url", MISSING)
-            if act_url is MISSING or act_url != url:
-                continue
-        yield act
+    if activities is MISSING or not activities:
+        return None
+    return index_of(activities)
 
 
 def matching_activities(lead: Any, now: datetime, kind: Any, within_days: Any = None, url: Any = None) -> list[Any]:
     """The activities `count_activities(kind, within_days, url)` counts, in lead order (for explanations)."""
-    return list(_matching_activities("count_activities", lead, now, kind, within_days, url))
+    if url is not None and type(url) is not str:
+        raise _type_error("count_activities", "a string url", url)
+    kinds = _activity_types("count_activities", kind)
+    start = _window_start("count_activities", now, within_days)
+    index = _index(lead)
+    return [] if index is None else [index.activities[p] for p in index.positions(kinds, start, now, url)]
 
 
 def count_activities(lead: Any, now: datetime, kind: Any, within_days: Any = None, url: Any = None) -> Any:
@@ -285,27 +285,29 @@ def count_activities(lead: Any, now: datetime, kind: Any, within_days: Any = Non
         return MISSING
     if url is not None and type(url) is not str:
         raise _type_error("count_activities", "a string url", url)
-    return sum(1 for _ in _matching_activities("count_activities", lead, now, kind, within_days, url))
+    kinds = _activity_types("count_activities", kind)
+    start = _window_start("count_activities", now, within_days)
+    index = _index(lead)
+    return 0 if index is None else index.count(kinds, start, now, url)
 
 
 def has_activity(lead: Any, now: datetime, kind: Any, within_days: Any = None) -> Any:
     """has_activity(type, within_days=None): True when the lead has at least one such activity."""
     if kind is MISSING or within_days is MISSING:
         return MISSING
-    for _ in _matching_activities("has_activity", lead, now, kind, within_days, None):
-        return True
-    return False
+    kinds = _activity_types("has_activity", kind)
+    start = _window_start("has_activity", now, within_days)
+    index = _index(lead)
+    return index is not None and index.count(kinds, start, now, None) > 0
 
 
 def last_activity_at(lead: Any, now: datetime, kind: Any) -> Any:
     """last_activity_at(type): when the most recent such activity (at or before `now`) happened, or MISSING."""
     if kind is MISSING:
         return MISSING
-    latest = MISSING
-    for act in _matching_activities("last_activity_at", lead, now, kind, None, None):
-        if latest is MISSING or act["at"] > latest:
-            latest = act["at"]
-    return latest
+    kinds = _activity_types("last_activity_at", kind)
+    index = _index(lead)
+    return MISSING if index is None else index.last(kinds, now)
 
 
 class Pattern:
@@ -353,17 +355,28 @@ class Pattern:
         return search
 
 
-_PATTERNS: dict[str, Pattern] = {}
+_PATTERNS: dict[str, Pattern] = {}  # insertion order: the oldest is evicted first
 
 
 def compile_pattern(pattern: str) -> Pattern:
-    """Compile (and cache) an RE2 pattern; raises ValueError with re2's message when it is invalid."""
+    """Compile (and cache) an RE2 pattern; raises ValueError with re2's message when it is invalid.
+
+    The cache is bounded by memory, not by count: every compiled pattern may grow to RE2_MAX_MEMORY (program
+    and DFA caches), so at most RE2_CACHE_MAX_BYTES // RE2_MAX_MEMORY patterns are kept; older ones are
+    dropped (and compiled again if used again). Patterns the lead schema uses are held by its validator.
+    """
     compiled = _PATTERNS.get(pattern)
     if compiled is None:
         compiled = Pattern(pattern)
-        if len(_PATTERNS) < 10_000:
-            _PATTERNS[pattern] = compiled
+        while len(_PATTERNS) >= sandbox.RE2_CACHE_MAX_BYTES // sandbox.RE2_MAX_MEMORY:
+            _PATTERNS.pop(next(iter(_PATTERNS), pattern), None)  # another thread may evict the same one: no error
+        _PATTERNS[pattern] = compiled
     return compiled
+
+
+def pattern_cache_bytes() -> int:
+    """The most memory the compiled-pattern cache can hold now (each pattern at its RE2 memory limit)."""
+    return len(_PATTERNS) * sandbox.RE2_MAX_MEMORY
 
 
 def matches(s: Any, pattern: str) -> Any:
@@ -375,6 +388,7 @@ def matches(s: Any, pattern: str) -> Any:
         return MISSING
     if type(s) is not str:
         raise _type_error("matches", "a string", s)
+    sandbox.charge(sandbox.string_units(len(s)))  # RE2 is linear in the text: bound the scans per decision
     return compile_pattern(pattern).search(s)
 
 

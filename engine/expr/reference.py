@@ -19,10 +19,10 @@ from engine.expr.sandbox import EVAL_CAUGHT_EXCEPTIONS, EVAL_TYPE, subscript_key
 
 OPERATORS = {
     ast.Add: sandbox.safe_add,
-    ast.Sub: op.sub,
+    ast.Sub: sandbox.safe_sub,
     ast.Mult: sandbox.safe_mul,
-    ast.Div: op.truediv,
-    ast.FloorDiv: op.floordiv,
+    ast.Div: sandbox.safe_div,
+    ast.FloorDiv: sandbox.safe_floordiv,
     ast.Mod: sandbox.safe_mod,
     ast.Pow: sandbox.safe_pow,
     ast.Eq: op.eq,
@@ -37,6 +37,9 @@ OPERATORS = {
     ast.USub: op.neg,
     ast.UAdd: op.pos,
 }
+
+
+_UNBOUND = object()
 
 
 class ReferenceEvaluator(simpleeval.EvalWithCompoundTypes):
@@ -68,6 +71,26 @@ class ReferenceEvaluator(simpleeval.EvalWithCompoundTypes):
 
     def _eval_list(self, node: ast.List) -> tuple:
         return tuple(self._eval(e) for e in node.elts)
+
+    def _eval_call(self, node: ast.Call) -> Any:
+        quantifier = getattr(node, "lo_quantifier", None)
+        if quantifier is None:
+            return super()._eval_call(node)
+        items, var, predicate = node.args
+        loop = sandbox.quantifier_any if quantifier == "any" else sandbox.quantifier_all
+        return loop(self._eval(items), lambda item: self._with_name(var.id, item, predicate))  # type: ignore[attr-defined]
+
+    def _with_name(self, name: str, value: Any, node: ast.AST) -> Any:
+        """Evaluate `node` with the quantifier's name bound to `value` (restored afterwards, for nesting)."""
+        saved = self.names.get(name, _UNBOUND)
+        self.names[name] = value
+        try:
+            return self._eval(node)
+        finally:
+            if saved is _UNBOUND:
+                del self.names[name]
+            else:
+                self.names[name] = saved
 
     def _eval_set(self, node: ast.Set) -> frozenset:
         return sandbox.make_set(tuple(self._eval(e) for e in node.elts))

@@ -28,12 +28,15 @@ from __future__ import annotations
 import ast
 import io
 import keyword
+import operator
 import re
+import threading
 import tokenize
 import unicodedata
+from datetime import datetime, timezone
 from typing import Any
 
-from engine.errors import EvaluationError, ExpressionError
+from engine.errors import EvaluationError, ExpressionError, LeadError
 
 # --------------------------------------------------------------------------------------------------
 # Error codes (stable; documented for policy authors)
@@ -51,6 +54,8 @@ EVAL_TYPE = "EVAL001"  # a value of the wrong type at run time (e.g. lower(42) v
 EVAL_LIMIT = "EVAL002"  # a runtime limit was hit (huge power, string repetition ...)
 EVAL_ARITHMETIC = "EVAL003"  # division by zero, overflow
 EVAL_INPUT = "EVAL004"  # the evaluator was given data it cannot read (not a prepared view)
+EVAL_OUTPUT = "EVAL005"  # a result that cannot be written as UTF-8 text (a lone surrogate)
+EVAL_COST = "EVAL006"  # the evaluation of one lead passed its runtime cost budget
 
 # --------------------------------------------------------------------------------------------------
 # Expression limits
@@ -65,8 +70,19 @@ MAX_STRING_LENGTH = 100_000  # string literals, string results of + / *, lead st
 MAX_COLLECTION_LENGTH = 10_000  # list/tuple literal length and sequence results of + / *
 MAX_ROUND_DIGITS = 32  # |ndigits| of round()
 MAX_PATTERN_LENGTH = 500  # matches(s, "pattern") literal length
-RE2_MAX_MEMORY = 1 << 20  # bytes re2 may use for one compiled pattern
+RE2_MAX_MEMORY = 1 << 20  # bytes re2 may use for one compiled pattern (program + DFA caches)
+RE2_CACHE_MAX_BYTES = 256 << 20  # compiled-pattern cache: at most this much RE2 memory (256 patterns at 1 MiB)
+MAX_QUANTIFIER_NESTING = 3  # any()/all() inside the condition of another any()/all()
+MAX_ACTIVITY_TYPES_PER_CALL = 64  # distinct types in one count_activities / has_activity / last_activity_at call
 MAX_PATTERN_PROGRAM_SIZE = 2000  # RE2 program instructions: a short pattern ([\pL]{1,200}) can compile huge
+
+# --------------------------------------------------------------------------------------------------
+# Cost (engine.expr.cost computes each rule's worst case per lead from these; the meter enforces it at run time)
+
+DEFAULT_COST_BUDGET = 5_000_000  # cost units per lead when leadops.yaml sets no guard.max_cost_per_lead
+MAX_COST_BUDGET = 1_000_000_000  # the most leadops.yaml may allow
+STRING_CHARS_PER_UNIT = 10  # scanning a string (regex, lower, contains, +) costs 1 unit per 10 characters
+UNMETERED = 1 << 62  # the meter outside a policy evaluation (direct expression calls)
 
 # --------------------------------------------------------------------------------------------------
 # Lead input limits (applied by engine.leads.LeadSchema.prepare to every decoded lead)
@@ -74,10 +90,24 @@ MAX_PATTERN_PROGRAM_SIZE = 2000  # RE2 program instructions: a short pattern ([\
 MAX_LEAD_DEPTH = 16  # nesting of objects/arrays in one lead
 MAX_LEAD_VALUES = 250_000  # total scalars + containers in one lead
 MAX_LEAD_TOTAL_CHARS = 4_000_000  # total characters of all strings (values and keys) in one lead
+DEFAULT_LEAD_MAX_ITEMS = 10_000  # items of a lead list whose schema declares no maxItems (the cost bound relies on it)
 MAX_LEAD_KEY_LENGTH = 256  # characters of one property name
 MAX_DATETIME_LENGTH = 64  # characters of one date-time string
 MIN_DATETIME_YEAR = 1900  # lead timestamps and `now` outside [1900, 9000] are input errors, so calendar
 MAX_DATETIME_YEAR = 9000  # arithmetic (days either side, DST lookups) never overflows Python's datetime range
+# The limits hold for the instant, not the year as written: 1900-01-01T00:00:00+23:59 is 1899 in UTC.
+MIN_INSTANT = datetime(MIN_DATETIME_YEAR, 1, 1, tzinfo=timezone.utc)
+MAX_INSTANT = datetime(MAX_DATETIME_YEAR, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
+INSTANT_RANGE_TEXT = f"{MIN_DATETIME_YEAR}-01-01T00:00:00Z – {MAX_DATETIME_YEAR}-12-31T23:59:59Z"
+
+
+def instant_in_range(value: datetime) -> bool:
+    """Is the aware datetime's instant (UTC-normalized, whatever its offset) within the supported range?
+
+    Aware comparisons never overflow, unlike `astimezone` near year 1 or 9999.
+    """
+    return MIN_INSTANT <= value <= MAX_INSTANT
+
 
 # --------------------------------------------------------------------------------------------------
 # Characters rejected anywhere in the source text (Trojan-source and invisible characters)
@@ -127,6 +157,8 @@ ALLOWED_OPERATORS: frozenset[type] = frozenset(
 ALLOWED_CONSTANT_TYPES: tuple[type, ...] = (bool, int, float, str)
 # The parameter names generated code may use; a Scope may only hold these.
 ALLOWED_SCOPE_NAMES = frozenset({"lead", "now", "score", "activity", "stage"})
+# List quantifiers: any(list, x, condition) / all(list, x, condition), compiled to a plain loop.
+QUANTIFIERS = frozenset({"any", "all"})
 # Keyword arguments are only accepted by helpers, and only these names.
 ALLOWED_KEYWORDS = frozenset({"within_days", "url", "ndigits"})
 
@@ -441,6 +473,14 @@ def _check_constant(node: ast.Constant, column: int) -> None:
         raise ExpressionError(EXPR_LIMIT, "number literal out of range", column)
     if type(value) is str and len(value) > MAX_STRING_LENGTH:
         raise ExpressionError(EXPR_LIMIT, f"string literal longer than {MAX_STRING_LENGTH}", column)
+    if type(value) is str and not value.isascii():
+        surrogate = next((i for i, c in enumerate(value) if "\ud800" <= c <= "\udfff"), None)
+        if surrogate is not None:
+            raise ExpressionError(
+                EXPR_CHARACTER, f"lone surrogate U+{ord(value[surrogate]):04X} in a string literal (character "
+                f"{surrogate + 1} of the string) is not valid text", column,
+                "write the character itself, or its escape as one code point (\\U0001F600), not half a pair",
+            )
 
 
 def subscript_key(node: ast.Subscript) -> int | str | None:
@@ -571,6 +611,8 @@ def safe_mul(left: Any, right: Any) -> Any:
             limit = MAX_STRING_LENGTH if isinstance(seq, str) else MAX_COLLECTION_LENGTH
             if count > 0 and len(seq) * count > limit:
                 raise _limit(f"repetition would produce {len(seq) * count} items; the limit is {limit}")
+            size = len(seq) * max(count, 0)
+            charge(string_units(size) if isinstance(seq, str) else 1 + size)
             return seq * count
     raise EvaluationError(EVAL_TYPE, f"* needs numbers, got {_tn(left)} and {_tn(right)}")
 
@@ -581,10 +623,12 @@ def safe_add(left: Any, right: Any) -> Any:
     if lt is str and rt is str:
         if len(left) + len(right) > MAX_STRING_LENGTH:
             raise _limit(f"string longer than {MAX_STRING_LENGTH} characters")
+        charge(string_units(len(left) + len(right)))
         return left + right
     if lt is tuple and rt is tuple:
         if len(left) + len(right) > MAX_COLLECTION_LENGTH:
             raise _limit(f"list longer than {MAX_COLLECTION_LENGTH} items")
+        charge(1 + len(left) + len(right))
         return left + right
     if left is MISSING or right is MISSING:
         return MISSING
@@ -593,14 +637,48 @@ def safe_add(left: Any, right: Any) -> Any:
     raise EvaluationError(EVAL_TYPE, f"+ cannot combine {_tn(left)} and {_tn(right)}")
 
 
-def safe_mod(left: Any, right: Any) -> Any:
-    """``left % right`` for numbers only (string %-formatting is refused)."""
-    if left is MISSING or right is MISSING:
-        return MISSING
-    lt, rt = type(left), type(right)
-    if (lt is int or lt is float or lt is bool) and (rt is int or rt is float or rt is bool):
-        return left % right
-    raise EvaluationError(EVAL_TYPE, f"% needs numbers, got {_tn(left)} and {_tn(right)}")
+def _numbers_only(symbol: str, native: Any) -> Any:
+    """A guarded arithmetic operator that accepts numbers (and MISSING) only.
+
+    Generated code calls it whenever the checker cannot prove both operands are numbers, so a value of
+    unknown type never reaches a native operator that would do something else with it (``datetime -
+    datetime`` -> timedelta, ``timedelta / 2``, ``str % x`` formatting).
+    """
+
+    def operation(left: Any, right: Any) -> Any:
+        if left is MISSING or right is MISSING:
+            return MISSING
+        lt, rt = type(left), type(right)
+        if (lt is int or lt is float or lt is bool) and (rt is int or rt is float or rt is bool):
+            return native(left, right)
+        raise EvaluationError(EVAL_TYPE, f"{symbol} needs numbers, got {_tn(left)} and {_tn(right)}")
+
+    operation.__name__ = f"safe_{native.__name__.strip('_')}"
+    operation.__doc__ = f"``left {symbol} right`` for numbers only."
+    return operation
+
+
+safe_sub = _numbers_only("-", operator.sub)
+safe_div = _numbers_only("/", operator.truediv)
+safe_floordiv = _numbers_only("//", operator.floordiv)
+safe_mod = _numbers_only("%", operator.mod)  # string %-formatting is refused
+
+
+def encodable_text(text: str) -> str:
+    """`text` unchanged when it can be written as UTF-8; a lone surrogate is an EVAL005 error.
+
+    Every output path (decision JSON, expression values, routing owners) goes through this, so one bad value
+    becomes a typed error for its lead instead of invalid UTF-8 or an aborted batch.
+    """
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise EvaluationError(
+                EVAL_OUTPUT, f"the result holds a lone surrogate (U+{ord(exc.object[exc.start]):04X}) at "
+                f"character {exc.start + 1}, which is not valid UTF-8 text",
+            ) from None
+    return text
 
 
 def safe_in(item: Any, container: Any) -> bool:
@@ -637,6 +715,82 @@ def index(value: Any, position: int) -> Any:
         except IndexError:
             return MISSING
     raise EvaluationError(EVAL_TYPE, f"cannot index a {_tn(value)}")
+
+
+class CostLimitError(LeadError):
+    """One lead's evaluation passed its cost budget (EVAL006): an error for that lead, never a warning."""
+
+    def __init__(self, budget: int):
+        super().__init__(
+            f"evaluating this lead passed the policy's cost budget of {budget:,} units (guard.max_cost_per_lead in "
+            "leadops.yaml); its lists or strings are larger than the lead schema's limits allowed for",
+            code=EVAL_COST,
+        )
+
+
+class _Meter(threading.local):
+    """The cost meter of the evaluation running on this thread (see `metered`)."""
+
+    remaining = UNMETERED
+    budget = UNMETERED
+
+
+_meter = _Meter()
+
+
+def charge(units: int) -> None:
+    """Charge data-sized work (loops, regex scans, long string results) to the running evaluation's budget."""
+    meter = _meter
+    meter.remaining -= units
+    if meter.remaining < 0:
+        raise CostLimitError(meter.budget)
+
+
+def string_units(length: int) -> int:
+    """Cost units of scanning a string of `length` characters."""
+    return 1 + length // STRING_CHARS_PER_UNIT
+
+
+def start_meter(budget: int) -> None:
+    """Meter this thread's evaluation of one lead: `budget` cost units, then CostLimitError."""
+    meter = _meter
+    meter.remaining = meter.budget = budget
+
+
+def stop_meter() -> None:
+    """Back to unmetered (direct expression calls outside a policy evaluation)."""
+    meter = _meter
+    meter.remaining = meter.budget = UNMETERED
+
+
+def _quantified(kind: str, items: Any) -> Any:
+    """The list a quantifier loops over (a list, at most MAX_COLLECTION_LENGTH items), charged to the meter."""
+    if type(items) is not tuple and type(items) is not frozenset:
+        raise EvaluationError(EVAL_TYPE, f"{kind}() needs a list, got {_tn(items)}")
+    if len(items) > MAX_COLLECTION_LENGTH:
+        raise _limit(f"{kind}() over {len(items)} items; the limit is {MAX_COLLECTION_LENGTH}")
+    charge(len(items))
+    return items
+
+
+def quantifier_any(items: Any, predicate: Any) -> Any:
+    """``any(list, x, condition)``: True when the condition holds for some item (MISSING list: MISSING)."""
+    if items is MISSING:
+        return MISSING
+    for item in _quantified("any", items):
+        if predicate(item):
+            return True
+    return False
+
+
+def quantifier_all(items: Any, predicate: Any) -> Any:
+    """``all(list, x, condition)``: True when the condition holds for every item (MISSING list: MISSING)."""
+    if items is MISSING:
+        return MISSING
+    for item in _quantified("all", items):
+        if not predicate(item):
+            return False
+    return True
 
 
 def make_set(items: tuple) -> frozenset:

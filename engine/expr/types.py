@@ -96,9 +96,10 @@ class DateTimeType(Type):
 
 @dataclass(frozen=True)
 class ListType(Type):
-    """A list (a tuple at run time) of `item`."""
+    """A list (a tuple at run time) of `item`; `max_items` is the schema's maxItems (for the cost bound only)."""
 
     item: Type = AnyType()
+    max_items: int | None = field(default=None, compare=False)
     kind = "list"
 
     def describe(self) -> str:
@@ -203,7 +204,7 @@ def types_from_schema(json_schema: dict) -> ObjectType:
     """The ObjectType of a lead JSON Schema (draft 2020-12 subset).
 
     Understood: type (a name or a list, "null" members ignored), properties, required, items, enum,
-    format: date-time, pattern, minLength, maxLength, additionalProperties (open unless it is false).
+    format: date-time, pattern, minLength, maxLength, maxItems, additionalProperties (open unless it is false).
     Anything else yields ANY for that value.
     """
     result = schema_type(json_schema)
@@ -238,7 +239,7 @@ def schema_type(schema: object) -> Type:
     if declared in _SIMPLE_TYPES:
         return _SIMPLE_TYPES[declared]
     if declared == "array":
-        return ListType(schema_type(schema.get("items", {})))
+        return ListType(schema_type(schema.get("items", {})), _length(schema.get("maxItems")))
     if declared == "object":
         raw_props = schema.get("properties") or {}
         props = {name: schema_type(sub) for name, sub in raw_props.items()} if isinstance(raw_props, dict) else {}
