@@ -25,13 +25,14 @@ import os
 import re
 import sys
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from itertools import islice
 from typing import Any, TextIO
 
 from engine.errors import LeadError
-from engine.jsonstrict import NOT_UTF8, Decoder, StrictJSONError
+from engine.fastjson import LeadDecoder, compact_bytes
+from engine.jsonstrict import NOT_UTF8, StrictJSONError
 
 DEFAULT_CHUNK = 500  # lines per task: large enough to amortise pickling, small enough to keep memory low
 
@@ -74,26 +75,33 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # =
 
 
 class _Evaluator:
-    """Turns chunks of (line number, text) into output text; one per process."""
+    """Turns chunks of (line number, text) into output bytes (UTF-8); one per process.
 
-    def __init__(self, ps: Any, now: datetime, explain: bool, fmt: str):
+    A decision without a trace is written by `fastjson.compact_bytes` (orjson, byte-identical to `_dumps`);
+    leads are read by `fastjson.LeadDecoder` (orjson where it provably agrees with the strict parser). With
+    --explain and for text output the original renderers run unchanged.
+    """
+
+    def __init__(self, ps: Any, now: datetime, explain: bool, fmt: str, errors: str = "strict"):
         self.ps = ps
         self.now = now
         self.explain = explain
         self.text = fmt == "text"
-        self.loads = Decoder(nonfinite=True).decode  # NaN/Infinity: left to the lead schema, which names the field
+        self.errors = errors  # how the output stream encodes what is not UTF-8 (lone surrogates)
+        self.loads = LeadDecoder().decode  # NaN/Infinity: left to the lead schema, which names the field
         if self.text:
             from engine.render import decision_text
 
             self.decision_text = decision_text
 
-    def run(self, chunk: list[tuple[int, str]]) -> tuple[str, int, int]:
-        """(output text, lines evaluated, lines failed) for one chunk."""
-        out: list[str] = []
+    def run(self, chunk: list[tuple[int, str]]) -> tuple[bytes, int, int]:
+        """(output bytes, lines evaluated, lines failed) for one chunk."""
+        out: list[bytes] = []
         append = out.append
         evaluate = self.ps.evaluate
-        now, explain, text = self.now, self.explain, self.text
+        now, explain, text, errors = self.now, self.explain, self.text, self.errors
         loads = self.loads
+        plain = not (text or explain)
         total = failed = 0
         for number, line in chunk:
             if not line.strip():
@@ -103,27 +111,33 @@ class _Evaluator:
             try:
                 raw = loads(line)
                 decision = evaluate(raw, now, explain).to_dict()
-                append(self.decision_text(decision, explain) + "\n\n" if text else _dumps(decision) + "\n")
+                if plain:
+                    append(compact_bytes(decision, errors))
+                else:
+                    append((self.decision_text(decision, explain) + "\n" if text else _dumps(decision))
+                           .encode("utf-8", errors))
             except (ValueError, LeadError, RecursionError) as exc:
                 failed += 1
                 lead_id = raw.get("id") if isinstance(raw, dict) else None
                 record = error_record(number, lead_json_error(exc), lead_id)
-                append(error_text(record) + "\n\n" if text else _dumps(record) + "\n")
-        return "".join(out), total, failed
-
+                append((error_text(record) + "\n").encode("utf-8", errors) if text else compact_bytes(record, errors))
+        if out:
+            out.append(b"")
+        return b"\n".join(out), total, failed
 
 
 _WORKER: _Evaluator | None = None
 
 
-def _init_worker(files: dict[str, bytes], root: str, revision: str, now: datetime, explain: bool, fmt: str) -> None:
+def _init_worker(files: dict[str, bytes], root: str, revision: str, now: datetime, explain: bool, fmt: str,
+                 errors: str) -> None:
     global _WORKER
     import engine
 
-    _WORKER = _Evaluator(engine.load_policy_files(files, root, revision), now, explain, fmt)
+    _WORKER = _Evaluator(engine.load_policy_files(files, root, revision), now, explain, fmt, errors)
 
 
-def _run_chunk(chunk: list[tuple[int, str]]) -> tuple[str, int, int]:
+def _run_chunk(chunk: list[tuple[int, str]]) -> tuple[bytes, int, int]:
     assert _WORKER is not None, "worker not initialised"
     return _WORKER.run(chunk)
 
@@ -154,6 +168,21 @@ def _progress(enabled: bool | None) -> Any:
     return tqdm(unit=" leads", unit_scale=True, file=sys.stderr, dynamic_ncols=True, leave=True)
 
 
+def _byte_sink(out: TextIO) -> tuple[Callable[[bytes], Any], str]:
+    """(write UTF-8 bytes to `out`, the encode error handler the workers use).
+
+    A UTF-8 text stream with a binary buffer (stdout, files) gets the bytes directly, encoded with the
+    stream's own error handler, so the bytes are those its text layer would write; any other stream (StringIO)
+    gets text decoded back from the bytes (``surrogatepass`` both ways, so nothing is lost or altered).
+    """
+    buffer = getattr(out, "buffer", None)
+    encoding = (getattr(out, "encoding", None) or "").lower().replace("_", "-")
+    if buffer is not None and encoding in ("utf-8", "utf8"):
+        out.flush()  # text written before must come first
+        return buffer.write, getattr(out, "errors", None) or "strict"
+    return (lambda data: out.write(data.decode("utf-8", "surrogatepass"))), "surrogatepass"
+
+
 def evaluate_lines(ps: Any, lines: Iterable[tuple[int, str]], out: TextIO, now: datetime, *, explain: bool = False,
                    fmt: str = "json", jobs: int | None = None, chunk_size: int = DEFAULT_CHUNK,
                    progress: bool | None = None) -> tuple[int, int]:
@@ -166,12 +195,13 @@ def evaluate_lines(ps: Any, lines: Iterable[tuple[int, str]], out: TextIO, now: 
     chunks = _chunks(lines, max(1, chunk_size))
     bar = _progress(progress)
     total = failed = 0
+    write, errors = _byte_sink(out)
 
-    def emit(result: tuple[str, int, int]) -> None:
+    def emit(result: tuple[bytes, int, int]) -> None:
         nonlocal total, failed
-        text, n, bad = result
-        if text:
-            out.write(text)
+        data, n, bad = result
+        if data:
+            write(data)
         total += n
         failed += bad
         if bar is not None:
@@ -183,7 +213,7 @@ def evaluate_lines(ps: Any, lines: Iterable[tuple[int, str]], out: TextIO, now: 
             return 0, 0
         second = next(chunks, None)
         if jobs == 1 or second is None:
-            local = _Evaluator(ps, now, explain, fmt)
+            local = _Evaluator(ps, now, explain, fmt, errors)
             emit(local.run(first))
             if second is not None:
                 emit(local.run(second))
@@ -193,7 +223,7 @@ def evaluate_lines(ps: Any, lines: Iterable[tuple[int, str]], out: TextIO, now: 
         for stream in (out, sys.stdout, sys.stderr):  # a forked worker must not inherit unflushed output
             stream.flush()
         ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-        args = (dict(ps.source_files), ps.root, ps.revision, now, explain, fmt)
+        args = (dict(ps.source_files), ps.root, ps.revision, now, explain, fmt, errors)
         window = 2 * jobs + 2
         with ctx.Pool(jobs, initializer=_init_worker, initargs=args) as pool:
             pending: deque[Any] = deque()
