@@ -86,20 +86,17 @@ class LeadDecoder:
 _STRICT: Any = object()
 
 _stdlib_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_DIGITS = frozenset(b"0123456789")
+_SHORT_EXPONENT = re.compile(rb"e-[0-9](?![0-9])")  # a literal first: re scans for "e-" quickly
 
 
 def _float_may_differ(out: bytes) -> bool:
     """Whether orjson's output may hold a float the stdlib writes differently ("0.00001", "1e-9"); strings that
-    merely look like one ("page-1e-5") only cost a fallback."""
+    merely look like one ("page-1e-5") only cost a fallback to the stdlib encoder."""
     if b"0.0000" in out:
         return True
-    at = out.find(b"e-")
-    while at != -1:
-        if at and out[at - 1] in _DIGITS and out[at + 2:at + 3] and out[at + 2] in _DIGITS \
-                and not (out[at + 3:at + 4] and out[at + 3] in _DIGITS):
+    for match in _SHORT_EXPONENT.finditer(out):
+        if match.start() and 48 <= out[match.start() - 1] <= 57:
             return True
-        at = out.find(b"e-", at + 2)
     return False
 
 
