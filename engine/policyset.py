@@ -90,10 +90,14 @@ class PolicySet:
         view = self.lead_schema.prepare(lead)
         return self.evaluate_prepared(view, now, explain)
 
-    def evaluate_prepared(self, view: Mapping[str, Any], now: datetime, explain: bool = False) -> Decision:
+    def evaluate_prepared(self, view: Mapping[str, Any], now: datetime, explain: bool = False, *,
+                          acts: dict[str, list[Any]] | None = None) -> Decision:
+        """The decision for a prepared view. `acts`: `activities_by_type(view, now)` when the caller already
+        built it (the diff shares one between the two revisions it compares)."""
         trace = Trace() if explain else None
         warnings: list[dict[str, str]] = []
-        acts = activities_by_type(view, now)
+        if acts is None:
+            acts = activities_by_type(view, now)
         score, score_view = self.scoring.evaluate(view, now, acts, trace, warnings)
         stage = self.stages.evaluate(view, now, score_view, self.slas.attempt_check(view, now, acts), trace, warnings)
         assignment = self.routing.evaluate(view, now, score_view, stage["to"], trace, warnings)
