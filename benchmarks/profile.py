@@ -1,7 +1,7 @@
 """Where a lead's time goes on the batch path: a workload to sample with py-spy, and a summary of the samples.
 
     py-spy record -r 1000 -f raw -o /tmp/eval.txt -- .venv/bin/python -m benchmarks.profile eval -n 20000
-    .venv/bin/python -m benchmarks.profile top /tmp/eval.txt          # markdown: top self / inclusive entries
+    .venv/bin/python -m benchmarks.profile top /tmp/eval.txt          # markdown: top self / inclusive frames
 
 `eval` runs `engine.batch.evaluate_lines` in this process (--jobs 1: parse, validate, decide, serialize) over
 the first N leads of the benchmark's seeded JSON Lines file, after loading the policies, so the samples are
@@ -48,8 +48,9 @@ def workload(kind: str, n: int) -> None:
         analyse(ps, ps, ((str(i), t) for i, t in lines), NOW, [], jobs=1, progress=False)
 
 
-def top(raw: str, count: int = 15) -> str:
-    """Markdown tables of a py-spy raw (collapsed stacks) file: top self and top inclusive frames."""
+def top(raw: str, count: int = 15, root: str = "evaluate_lines") -> str:
+    """Markdown table of a py-spy raw (collapsed stacks) file: the top self and inclusive frames among the
+    samples under `root` (the workload's entry, so start-up and policy loading are left out), as shares of it."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
@@ -58,15 +59,18 @@ def top(raw: str, count: int = 15) -> str:
         if not stack or not n.isdigit():
             continue
         frames = [f.split(" (")[0] + _where(f) for f in stack.split(";")]
+        names = [f.split(" (")[0] for f in frames]
+        if root not in names:
+            continue
+        frames = frames[names.index(root):]
         total += int(n)
         own[frames[-1]] += int(n)
         for f in set(frames):
             inclusive[f] += int(n)
     rows = ["| self | function | | inclusive | function |", "|---:|---|---|---:|---|"]
-    mine = [(f, c) for f, c in inclusive.most_common() if not _startup(f)]
-    for (f, c), (g, d) in zip(own.most_common(count), mine[:count]):
+    for (f, c), (g, d) in zip(own.most_common(count), inclusive.most_common(count)):
         rows.append(f"| {100 * c / total:.1f} % | `{f}` | | {100 * d / total:.1f} % | `{g}` |")
-    return f"{total:,} samples\n\n" + "\n".join(rows)
+    return f"{total:,} samples under `{root}`\n\n" + "\n".join(rows)
 
 
 def _where(frame: str) -> str:
@@ -80,10 +84,6 @@ def _where(frame: str) -> str:
     return f" ({path})"
 
 
-def _startup(frame: str) -> bool:
-    return any(x in frame for x in ("<module>", "workload", "main (", "_run_module", "_run_code", "<frozen"))
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -93,10 +93,11 @@ def main(argv: list[str] | None = None) -> None:
     t = sub.add_parser("top", help="summarise a py-spy raw file")
     t.add_argument("raw")
     t.add_argument("--count", type=int, default=15)
+    t.add_argument("--root", default="evaluate_lines", help="the workload's entry frame (diff: analyse)")
     a = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     if a.cmd == "top":
-        print(top(a.raw, a.count))
+        print(top(a.raw, a.count, a.root))
     else:
         workload(a.cmd, a.n)
 

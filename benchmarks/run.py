@@ -448,26 +448,32 @@ DIFF_EDITS = {"stages.yaml": ("score.total >= 50 and not lead.is_competitor", "s
               "routing.yaml": ("lead.employees < 101", "lead.employees < 201")}
 
 
-def section_diff(results: dict[str, Any], quick: bool, n: int | None) -> None:
+def diff_repo(tmp: str | Path) -> Path:
+    """A git repo in `tmp` with the example set on `main` and DIFF_EDITS committed on `raise-sql`."""
     import shutil
 
+    repo = Path(tmp) / "repo"
+    repo.mkdir()
+    for d in ("policies", "schemas", "scenarios"):
+        shutil.copytree(ROOT / d, repo / d)
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "base")
+    _git(repo, "checkout", "-qb", "raise-sql")
+    for name, (old, new) in DIFF_EDITS.items():
+        p = repo / "policies" / name
+        text = p.read_text(encoding="utf-8")
+        assert old in text, f"{name}: {old!r} not found"
+        p.write_text(text.replace(old, new, 1), encoding="utf-8")
+    _git(repo, "commit", "-qam", "raise SQL threshold; SEQ SMB up to 200 employees")
+    return repo
+
+
+def section_diff(results: dict[str, Any], quick: bool, n: int | None) -> None:
     n = n or (100_000 if quick else 1_000_000)
     leads = leads_file(n)
     with tempfile.TemporaryDirectory(prefix="leadops-bench-diff-") as tmp:
-        repo = Path(tmp) / "repo"
-        repo.mkdir()
-        for d in ("policies", "schemas", "scenarios"):
-            shutil.copytree(ROOT / d, repo / d)
-        _git(repo, "init", "-q", "-b", "main")
-        _git(repo, "add", "-A")
-        _git(repo, "commit", "-qm", "base")
-        _git(repo, "checkout", "-qb", "raise-sql")
-        for name, (old, new) in DIFF_EDITS.items():
-            p = repo / "policies" / name
-            text = p.read_text(encoding="utf-8")
-            assert old in text, f"{name}: {old!r} not found"
-            p.write_text(text.replace(old, new, 1), encoding="utf-8")
-        _git(repo, "commit", "-qam", "raise SQL threshold; SEQ SMB up to 200 employees")
+        repo = diff_repo(tmp)
         out_file = Path(tmp) / "impact.json"
         cmd = [*leadops_cmd(), "diff", "--base", "main", "--head", "raise-sql", "--leads", str(leads),
                "--format", "json", "--acknowledge", "--now", NOW_TEXT]

@@ -68,23 +68,10 @@ def _digest_without_revision(path: Path) -> str:
 
 
 def diff_row(leads: Path, tree: Path | None) -> dict[str, Any]:
-    import shutil
-
-    from benchmarks.run import DIFF_EDITS, NOW_TEXT, _git, run_measured
+    from benchmarks.run import NOW_TEXT, diff_repo, run_measured
 
     with tempfile.TemporaryDirectory(prefix="leadops-targets-diff-") as tmp:
-        repo = Path(tmp) / "repo"
-        repo.mkdir()
-        for d in ("policies", "schemas", "scenarios"):
-            shutil.copytree(ROOT / d, repo / d)
-        _git(repo, "init", "-q", "-b", "main")
-        _git(repo, "add", "-A")
-        _git(repo, "commit", "-qm", "base")
-        _git(repo, "checkout", "-qb", "raise-sql")
-        for name, (old, new) in DIFF_EDITS.items():
-            p = repo / "policies" / name
-            p.write_text(p.read_text(encoding="utf-8").replace(old, new, 1), encoding="utf-8")
-        _git(repo, "commit", "-qam", "raise SQL threshold; SEQ SMB up to 200 employees")
+        repo = diff_repo(tmp)
         out = Path(tmp) / "impact.json"
         m = run_measured([*cli_cmd(tree), "diff", "--base", "main", "--head", "raise-sql", "--leads", str(leads),
                           "--format", "json", "--acknowledge", "--now", NOW_TEXT], stdout=out, cwd=repo)

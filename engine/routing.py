@@ -172,8 +172,7 @@ def _rerun_when(rule: RouteRule, lead: Any, now: datetime, score: Any, stage: st
 def build_fast_router(engine: RouteEngine) -> Any:
     """One function (lead, now, score, stage, lead_id, warnings) -> Assignment, equal to the rule-by-rule walk."""
     from engine.expr import RUNTIME_GLOBALS
-    from engine.expr.compile import PARAMETERS
-    from engine.scoring import _fragment
+    from engine.scoring import _fragment, exec_generated
 
     namespace: dict[str, Any] = {"__builtins__": {}, **RUNTIME_GLOBALS, "lo_Exception": Exception,
                                  "lo_rerun": _rerun_when, "lo_assign": engine.assign, "lo_Assignment": Assignment,
@@ -201,9 +200,4 @@ def build_fast_router(engine: RouteEngine) -> Any:
             emit(f"{indent}if lo_a is not None:")
             emit(f"{indent}    return lo_a")
     emit("    raise lo_AssertionError('routing has a validated fallback rule; it cannot fall off the end')")
-    source = "\n".join(code) + "\n"
-    assert not set(namespace) & set(PARAMETERS)
-    exec(compile(source, "<leadops-routing>", "exec", dont_inherit=True), namespace)  # noqa: S102 - as scoring
-    fn = namespace["lo_route"]
-    fn.source = source
-    return fn
+    return exec_generated(code, namespace, "<leadops-routing>", "lo_route")

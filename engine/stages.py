@@ -151,8 +151,7 @@ def build_fast_forward(forward_order: list[Stage]) -> Callable[..., Stage | None
     """(lead, now, score, start pipeline index, warnings) -> the furthest stage past the start whose entry
     criteria hold, or None; equal to `StageEngine.automatic`'s pipeline walk."""
     from engine.expr import RUNTIME_GLOBALS
-    from engine.expr.compile import PARAMETERS
-    from engine.scoring import _fragment
+    from engine.scoring import _fragment, exec_generated
 
     namespace: dict[str, Any] = {"__builtins__": {}, **RUNTIME_GLOBALS, "lo_Exception": Exception,
                                  "lo_rerun": _rerun_entry}
@@ -167,9 +166,4 @@ def build_fast_forward(forward_order: list[Stage]) -> Callable[..., Stage | None
                  "        if lo_hit:",
                  f"            return lo_stage{k}"]
     code.append("    return None")
-    source = "\n".join(code) + "\n"
-    assert not set(namespace) & set(PARAMETERS)
-    exec(compile(source, "<leadops-stages>", "exec", dont_inherit=True), namespace)  # noqa: S102 - as scoring
-    fn = namespace["lo_forward"]
-    fn.source = source
-    return fn
+    return exec_generated(code, namespace, "<leadops-stages>", "lo_forward")
