@@ -316,7 +316,8 @@ with open(sys.argv[1], "rb") as src, open(sys.argv[2], "wb") as sink:
     proc = subprocess.run(sys.argv[3:], stdin=src, stdout=sink, stderr=subprocess.PIPE)
 wall = time.perf_counter() - t
 sys.stderr.write(proc.stderr.decode("utf-8", "replace")[-2000:])
-print(wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, proc.returncode)
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(wall, ru.ru_maxrss, proc.returncode, ru.ru_utime + ru.ru_stime)
 """
 
 
@@ -328,7 +329,8 @@ def run_measured(cmd: list[str], stdin: Path | str = "/dev/null", stdout: Path |
     out = proc.stdout.split()
     if int(out[2]) != 0:
         log(f"command exited {out[2]}: {' '.join(cmd)}\n{proc.stderr}")
-    return {"wall_s": float(out[0]), "peak_rss_mb_largest_process": int(out[1]) / 1024, "exit_code": int(out[2])}
+    return {"wall_s": float(out[0]), "peak_rss_mb_largest_process": int(out[1]) / 1024, "exit_code": int(out[2]),
+            "cpu_s": float(out[3])}  # user + system time of the whole tree: less sensitive to a busy machine
 
 
 def leadops_cmd() -> list[str]:

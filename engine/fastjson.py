@@ -86,7 +86,9 @@ class LeadDecoder:
 _STRICT: Any = object()
 
 _stdlib_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_SHORT_EXPONENT = re.compile(rb"e-[0-9](?![0-9])")  # a literal first: re scans for "e-" quickly
+# orjson's single-digit negative exponent ("1e-9"; the stdlib writes "1e-09"): a literal first, so re scans for
+# "e-" in C and only returns a match where a digit 1-9 follows and no second digit does (rare outside floats)
+_SHORT_EXPONENT = re.compile(rb"e-[1-9](?![0-9])")
 
 
 def _float_may_differ(out: bytes) -> bool:
