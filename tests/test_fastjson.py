@@ -62,10 +62,10 @@ def documents(draw: Any) -> str:
     style = draw(st.sampled_from([{}, {"ensure_ascii": False}, {"separators": (",", ":")},
                                   {"indent": 1}, {"separators": (" ,", " : ")}]))
     text = json.dumps(value, **style)
-    if draw(st.booleans()) and '{"' in text:
-        at = text.index('{"')
-        end = text.index('"', at + 2)
-        key = text[at + 1:end + 1]  # the first key of some object, quoted (escapes kept)
+    at = text.find('{"')
+    end = text.find('"', at + 2) if at >= 0 else -1
+    if draw(st.booleans()) and end > 0:
+        key = text[at + 1:end + 1]  # the first key of some object, quoted (a cut-off escape makes it malformed)
         text = text[:at + 1] + key + ": 0, " + text[at + 1:]
     return text
 
