@@ -502,7 +502,7 @@ def create_app(
             if len(leads) > max_batch:
                 raise _ApiError(413, "batch-too-large", f"{len(leads)} leads; the limit per request is {max_batch}")
         results = service.decide(active, leads, now, explain)
-        meta = {"revision": active.revision, "sequence": active.sequence, "now": _iso(now)}
+        meta = {"revision": active.revision, "sequence": active.sequence, "now": now.isoformat()}  # = evaluated_at
         if single:
             entry = results[0]
             if "error" in entry:
@@ -587,6 +587,9 @@ def create_app(
         Route("/metrics", get_metrics, methods=["GET"]),
         Route("/openapi.json", get_openapi, methods=["GET"]),
     ]
+    from engine.web import routes as web_routes  # the read-only pages (/ui/): handbook, try a lead, impact
+
+    routes += web_routes(service)
     app = Starlette(
         routes=routes,
         exception_handlers={_ApiError: api_error, HTTPException: http_error, Exception: internal_error},
