@@ -44,6 +44,7 @@ from engine.model import (
     Stage,
     Stages,
     Team,
+    Touch,
     Transition,
 )
 from engine.yamlsafe import Marks, YamlError, load_yaml
@@ -392,13 +393,17 @@ class Compiler:
             attempts = Attempts(att["min"], att.get("activity", "call_attempt"), att.get("within_business_days"),
                                 tuple(att.get("before", ()))) if att else None
             applies = s["applies_to"]
+            touch = s.get("touched_by")
+            touched_by = Touch(tuple(touch["types"]), touch.get("by", "team"),
+                               src.at(*path, "touched_by")) if touch else None
             out.append(Sla(
                 id=s["id"], location=loc,
                 respond_within=self.duration(src, (*path, "respond_within"), s["respond_within"]),
                 calendar=s.get("calendar", "assignee"),
                 stages=tuple(applies.get("stages", ())), routes=tuple(applies.get("routes", ())),
                 when=self.expr(src, (*path, "applies_to", "when"), applies["when"]) if "when" in applies else None,
-                attempts=attempts, escalations=tuple(escalations), description=s.get("description", "")))
+                attempts=attempts, escalations=tuple(escalations), description=s.get("description", ""),
+                touched_by=touched_by))
         return tuple(out)
 
     def build_ownership(self, src: Source) -> Ownership | None:
@@ -497,6 +502,8 @@ class Compiler:
         used = [(r.activity, r.location, f"scoring rule '{r.id}'") for g in model.scoring.groups for r in g.rules
                 if r.activity]
         used += [(s.attempts.activity, s.location, f"SLA '{s.id}'") for s in model.slas if s.attempts]
+        used += [(t, s.touched_by.location, f"SLA '{s.id}' (touched_by)") for s in model.slas if s.touched_by
+                 for t in s.touched_by.types]
         for activity, loc, owner in used:
             if activity not in known:
                 self.error("REF010", f"{owner} counts activity type '{activity}', which the lead schema does not allow",

@@ -200,6 +200,17 @@ class Attempts:
 
 
 @dataclass(frozen=True)
+class Touch:
+    """Which recorded activities answer an SLA (`touched_by`): their types, and whose count (assignee, team, anyone).
+
+    Only the scorecard (engine.report) reads it; decisions never depend on it."""
+
+    types: tuple[str, ...]
+    by: str  # assignee | team | anyone
+    location: Location
+
+
+@dataclass(frozen=True)
 class Sla:
     id: str
     location: Location
@@ -211,6 +222,7 @@ class Sla:
     attempts: Attempts | None = None
     escalations: tuple[Escalation, ...] = ()
     description: str = ""
+    touched_by: Touch | None = None
 
 
 # ---------------------------------------------------------------- the whole set

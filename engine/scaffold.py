@@ -205,7 +205,7 @@ def _template_files(example: bool) -> list[tuple[Path, str]]:
 
 
 def scaffold(target: str | Path, name: str | None = None, git: bool = True, *, example: bool = False,
-             region: Region | None = None) -> Scaffolded:
+             region: Region | None = None, crm: str | None = None) -> Scaffolded:
     """Write a new policy repository into `target` (which must not exist or be empty).
 
     `example`: the full Acme example instead of the starter set; `region` (see `check_region`): the starter
@@ -246,6 +246,14 @@ def scaffold(target: str | Path, name: str | None = None, git: bool = True, *, e
     ps = engine.load_policy_files(*_read(root))
     _write(root, ".github/CODEOWNERS", generate(ps.model.ownership, "policies", lead_schema=ps.model.lead_schema_path))
     written.append(".github/CODEOWNERS")
+    if crm is not None:  # the CRM's mapping preset fitted to this policy set (engine/crm): --mapping <crm>
+        from engine.crm.mapping import preset_text_for
+
+        try:
+            _write(root, f"policies/mappings/{crm}.yaml", preset_text_for(crm, ps))
+        except ValueError as exc:
+            raise ScaffoldError(str(exc)) from None
+        written.append(f"policies/mappings/{crm}.yaml")
     did_git = git and shutil.which("git") is not None and not (root / ".git").exists() and _git_init(root)
     return Scaffolded(root, sorted(written), did_git, package)
 
