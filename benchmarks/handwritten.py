@@ -236,7 +236,8 @@ def decide(lead: dict[str, Any], now: datetime) -> dict[str, Any]:
         if stage == "lead":
             return email is not None and not g("unsubscribed") and not g("hard_bounced")
         if stage == "mql":
-            return total >= 30 and fit_n >= 10 and not is_competitor and not is_student
+            return (total >= 30 and fit_n >= 10 and not is_competitor and not is_student
+                    and not g("unsubscribed") and not g("hard_bounced"))
         if stage == "sql":
             return total >= 50 and not is_competitor and bool(
                 g("requested_quote") or has("quote_request") or has("discovery_call_booked") or has("demo_request"))

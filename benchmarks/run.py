@@ -316,7 +316,8 @@ with open(sys.argv[1], "rb") as src, open(sys.argv[2], "wb") as sink:
     proc = subprocess.run(sys.argv[3:], stdin=src, stdout=sink, stderr=subprocess.PIPE)
 wall = time.perf_counter() - t
 sys.stderr.write(proc.stderr.decode("utf-8", "replace")[-2000:])
-print(wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, proc.returncode)
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(wall, ru.ru_maxrss, proc.returncode, ru.ru_utime + ru.ru_stime)
 """
 
 
@@ -328,7 +329,8 @@ def run_measured(cmd: list[str], stdin: Path | str = "/dev/null", stdout: Path |
     out = proc.stdout.split()
     if int(out[2]) != 0:
         log(f"command exited {out[2]}: {' '.join(cmd)}\n{proc.stderr}")
-    return {"wall_s": float(out[0]), "peak_rss_mb_largest_process": int(out[1]) / 1024, "exit_code": int(out[2])}
+    return {"wall_s": float(out[0]), "peak_rss_mb_largest_process": int(out[1]) / 1024, "exit_code": int(out[2]),
+            "cpu_s": float(out[3])}  # user + system time of the whole tree: less sensitive to a busy machine
 
 
 def leadops_cmd() -> list[str]:
@@ -448,26 +450,32 @@ DIFF_EDITS = {"stages.yaml": ("score.total >= 50 and not lead.is_competitor", "s
               "routing.yaml": ("lead.employees < 101", "lead.employees < 201")}
 
 
-def section_diff(results: dict[str, Any], quick: bool, n: int | None) -> None:
+def diff_repo(tmp: str | Path) -> Path:
+    """A git repo in `tmp` with the example set on `main` and DIFF_EDITS committed on `raise-sql`."""
     import shutil
 
+    repo = Path(tmp) / "repo"
+    repo.mkdir()
+    for d in ("policies", "schemas", "scenarios"):
+        shutil.copytree(ROOT / d, repo / d)
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "base")
+    _git(repo, "checkout", "-qb", "raise-sql")
+    for name, (old, new) in DIFF_EDITS.items():
+        p = repo / "policies" / name
+        text = p.read_text(encoding="utf-8")
+        assert old in text, f"{name}: {old!r} not found"
+        p.write_text(text.replace(old, new, 1), encoding="utf-8")
+    _git(repo, "commit", "-qam", "raise SQL threshold; SEQ SMB up to 200 employees")
+    return repo
+
+
+def section_diff(results: dict[str, Any], quick: bool, n: int | None) -> None:
     n = n or (100_000 if quick else 1_000_000)
     leads = leads_file(n)
     with tempfile.TemporaryDirectory(prefix="leadops-bench-diff-") as tmp:
-        repo = Path(tmp) / "repo"
-        repo.mkdir()
-        for d in ("policies", "schemas", "scenarios"):
-            shutil.copytree(ROOT / d, repo / d)
-        _git(repo, "init", "-q", "-b", "main")
-        _git(repo, "add", "-A")
-        _git(repo, "commit", "-qm", "base")
-        _git(repo, "checkout", "-qb", "raise-sql")
-        for name, (old, new) in DIFF_EDITS.items():
-            p = repo / "policies" / name
-            text = p.read_text(encoding="utf-8")
-            assert old in text, f"{name}: {old!r} not found"
-            p.write_text(text.replace(old, new, 1), encoding="utf-8")
-        _git(repo, "commit", "-qam", "raise SQL threshold; SEQ SMB up to 200 employees")
+        repo = diff_repo(tmp)
         out_file = Path(tmp) / "impact.json"
         cmd = [*leadops_cmd(), "diff", "--base", "main", "--head", "raise-sql", "--leads", str(leads),
                "--format", "json", "--acknowledge", "--now", NOW_TEXT]

@@ -26,7 +26,7 @@ from engine.thresholds import Threshold
 
 MARKER = "<!-- leadops-impact-report -->"
 SCORE_BUCKET = 10
-CHUNK = 500
+CHUNK = 2000  # leads per worker task: few, big IPC messages; at most 3 per worker in flight
 KINDS = ("stage", "route", "grade", "score", "sla")
 NEAR = 10  # the threshold histograms count leads within ±NEAR points of an old or new cut-off
 
@@ -562,39 +562,53 @@ def _score_because(a: Outcome, b: Outcome) -> str:
 
 
 class Comparer:
-    """Both policy sets plus `now`: compares leads chunk by chunk into an Impact."""
+    """Both policy sets plus `now`: compares leads chunk by chunk into an Impact.
+
+    Each lead is read (strict JSON, `fastjson.LeadDecoder`) and validated once when both revisions share the
+    lead schema; its activity index is built once and both revisions decide from the same view in this process.
+    """
 
     def __init__(self, base: Any, head: Any, now: datetime, changes: list[Change], max_examples: int = 5):
+        from engine.fastjson import LeadDecoder
+
         self.base, self.head, self.now = base, head, now
         self.subjects = changed_subjects(changes)
         self.max_examples = max_examples
         self.same_schema = _schema_bytes(base) == _schema_bytes(head)
+        self.loads = LeadDecoder().decode
 
-    def _decide(self, ps: Any, view: Any) -> dict[str, Any]:
-        return ps.evaluate_prepared(view, self.now).to_dict()
+    def _decide(self, ps: Any, view: Any, acts: Any = None) -> dict[str, Any]:
+        return ps.evaluate_prepared(view, self.now, acts=acts).to_dict()
 
     def compare(self, items: list[tuple[str, str]]) -> Impact:
+        from engine.scoring import activities_by_type
+
         out = Impact(self.max_examples)
+        loads, now = self.loads, self.now
         for label, text in items:
             if text.startswith("\0"):
                 out.add_error(label, "both", text[1:])
                 continue
             try:
-                raw = json.loads(text)
-            except ValueError as exc:
+                raw = loads(text)
+            except (ValueError, RecursionError) as exc:
                 out.add_error(label, "both", f"malformed JSON: {exc}")
                 continue
             a = b = None
             err_a = err_b = ""
+            acts = None
             try:
                 view = self.base.prepare(raw)
-                a = Outcome.of(self._decide(self.base, view))
+                acts = activities_by_type(view, now)  # a function of the view and `now` only: shared
+                a = Outcome.of(self._decide(self.base, view, acts))
             except (LeadopsError, ValueError, TypeError) as exc:
                 view = None
                 err_a = _lead_error(exc)
             try:
-                view_b = view if (self.same_schema and view is not None) else self.head.prepare(raw)
-                b = Outcome.of(self._decide(self.head, view_b))
+                if self.same_schema and view is not None:
+                    b = Outcome.of(self._decide(self.head, view, acts))
+                else:
+                    b = Outcome.of(self._decide(self.head, self.head.prepare(raw)))
             except (LeadopsError, ValueError, TypeError) as exc:
                 err_b = _lead_error(exc)
             if a is None or b is None:

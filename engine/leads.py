@@ -588,6 +588,7 @@ class _FastCompiler:
         }
         self.functions: list[str] = []
         self.counter = 0
+        self.chars = "b.chars"  # where string lengths are counted: a local in object functions (one write at the end)
 
     def name(self, prefix: str) -> str:
         self.counter += 1
@@ -630,7 +631,7 @@ class _FastCompiler:
             body = [f"{indent}if type({src}) is str:", f"{i2}n = len({src})"]
             body.append(f"{i2}if n > {limit!r} or n < {minimum!r}:" if minimum else f"{i2}if n > {limit!r}:")
             body.append(f"{i2}    raise Fallback")
-            body.append(f"{i2}b.chars -= n")
+            body.append(f"{i2}{self.chars} {'-=' if self.chars == 'b.chars' else '+='} n")
             if "pattern" in schema:
                 body += [f"{i2}if not {self.bind(compile_pattern(schema['pattern']), 'pat')}.search({src}):",
                          f"{i2}    raise Fallback"]
@@ -681,8 +682,13 @@ class _FastCompiler:
 
     def function(self, schema: Any, where: str, depth: int) -> str:
         """A generated function (value, b) -> converted value for one sub-schema."""
+        outer, self.chars = self.chars, "b.chars"  # a separate function: no local counter of its own
+        body = self.convert(schema, where, depth, "v", "x", "    ")
+        self.chars = outer
+        if len(body) == 1 and body[0].startswith("    x = ") and body[0].endswith("(v, b)"):
+            return body[0][len("    x = "):-len("(v, b)")]  # one call: the callee itself, not a wrapper around it
         name = self.name("node")
-        lines = [f"def {name}(v, b):"] + self.convert(schema, where, depth, "v", "x", "    ") + ["    return x"]
+        lines = [f"def {name}(v, b):"] + body + ["    return x"]
         self.functions.append("\n".join(lines))
         return name
 
@@ -698,7 +704,9 @@ class _FastCompiler:
                  "        if value is None and " + repr(nullable) + ":",
                  "            return MISSING",
                  "        raise Fallback",
-                 "    b.values -= len(value)"]
+                 "    b.values -= len(value)",
+                 "    c = 0"]
+        outer, self.chars = self.chars, "c"
         for req in sorted(set(required)):
             lines += [f"    if {req!r} not in value:", "        raise Fallback"]
         lines.append("    matched = 0")
@@ -712,6 +720,8 @@ class _FastCompiler:
                       "    else:",
                       "        matched += 1"]
             lines += self.convert(sub, f"{where}.{prop}" if where else prop, depth + 1, "v", local, "        ")
+        self.chars = outer
+        lines.append("    b.chars -= c")
         lines.append("    out = {" + ", ".join(f"{prop!r}: {local}" for prop, local in local_names) + "}")
         lines.append("    if matched != len(value):")
         if additional is False:

@@ -83,6 +83,7 @@ class RouteEngine:
         for t in teams.values():
             for m in t.members:
                 self.member_team.setdefault(m.id, t)
+        self.fast = build_fast_router(self)
 
     def today(self, team: Team, now: datetime) -> date:
         zone = self.zones.get(team.id)
@@ -104,14 +105,7 @@ class RouteEngine:
                  trace: Trace | None, warnings: list[dict[str, str]]) -> Assignment:
         lead_id = str(lead["id"])
         if trace is None:
-            for rule in self.rules:
-                when = rule.when
-                if when is not None and not guarded(when.compiled.fn, rule.id, warnings, lead, now, score, None, stage):
-                    continue
-                assignment, _why_not = self.assign(rule, lead, lead_id, now, score, stage, warnings)
-                if assignment is not None:
-                    return assignment
-            raise AssertionError("routing has a validated fallback rule; it cannot fall off the end")
+            return self.fast(lead, now, score, stage, lead_id, warnings)
         for rule in self.rules:
             if rule.when is not None:
                 if not guarded(rule.when.fn, rule.id, warnings, lead, now, score, None, stage):
@@ -161,3 +155,50 @@ class RouteEngine:
             return Assignment(section, team.calendar, team.manager), ""
         section["owner"] = owner
         return Assignment(section, None, None), ""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The fast path: every routing rule in one generated function (decisions without a trace), as for scoring
+# (`engine.scoring.build_fast_scorer`): each rule's `when` is its verified expression source inlined, tried in
+# order; a queue target is a literal assignment, a team or owner target goes through `RouteEngine.assign`.
+# When an inlined condition raises, the rule's own compiled function is run again through `guarded`, so the
+# warning (or the error) is exactly the rule-by-rule path's.
+
+
+def _rerun_when(rule: RouteRule, lead: Any, now: datetime, score: Any, stage: str,
+                warnings: list[dict[str, str]]) -> Any:
+    return guarded(rule.when.fn, rule.id, warnings, lead, now, score, None, stage)
+
+
+def build_fast_router(engine: RouteEngine) -> Any:
+    """One function (lead, now, score, stage, lead_id, warnings) -> Assignment, equal to the rule-by-rule walk."""
+    from engine.expr import RUNTIME_GLOBALS
+    from engine.scoring import _fragment, exec_generated
+
+    namespace: dict[str, Any] = {"__builtins__": {}, **RUNTIME_GLOBALS, "lo_Exception": Exception,
+                                 "lo_rerun": _rerun_when, "lo_assign": engine.assign, "lo_Assignment": Assignment,
+                                 "lo_AssertionError": AssertionError}
+    code = ["def lo_route(lead, now, score, stage, lo_lead_id, lo_warnings):", "    activity = None"]
+    emit = code.append
+    for k, rule in enumerate(engine.rules):
+        r = f"lo_rule{k}"
+        namespace[r] = rule
+        indent = "    "
+        if rule.when is not None:
+            emit("    try:")
+            emit(f"        lo_hit = {_fragment(rule.when)}")
+            emit("    except lo_Exception:")
+            emit(f"        lo_hit = lo_rerun({r}, lead, now, score, stage, lo_warnings)")
+            emit("    if lo_hit:")
+            indent = "        "
+        if rule.target_kind == "queue":
+            q = engine.queues[rule.target]
+            namespace[f"lo_queue{k}"] = (q.calendar, q.manager)
+            emit(f"{indent}return lo_Assignment({{'rule': {rule.id!r}, 'queue': {q.id!r}, 'team': None, 'owner': None, "
+                 f"'fallback': {bool(rule.fallback)!r}}}, *lo_queue{k})")
+        else:
+            emit(f"{indent}lo_a = lo_assign({r}, lead, lo_lead_id, now, score, stage, lo_warnings)[0]")
+            emit(f"{indent}if lo_a is not None:")
+            emit(f"{indent}    return lo_a")
+    emit("    raise lo_AssertionError('routing has a validated fallback rule; it cannot fall off the end')")
+    return exec_generated(code, namespace, "<leadops-routing>", "lo_route")

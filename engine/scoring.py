@@ -341,9 +341,18 @@ def build_fast_scorer(scoring: Scoring) -> Callable[..., tuple[dict[str, Any], d
     emit("    lo_view['total'] = lo_t")
     emit("    lo_view['grade'] = lo_grade")
     emit("    return {'total': lo_t, 'groups': lo_groups, 'grade': lo_grade, 'fired': lo_fired}, lo_view")
+    return exec_generated(code, namespace, "<leadops-scoring>", "lo_score")
+
+
+def exec_generated(code: list[str], namespace: dict[str, Any], filename: str, name: str) -> Callable[..., Any]:
+    """Compile generated source lines into `namespace` and return the function `name` (its text as `.source`).
+
+    Shared by the scoring, routing and stage fast paths: their namespaces hold only runtime helpers, bound
+    constants and `lo_*` names, never an expression parameter (checked), and builtins are empty.
+    """
     source = "\n".join(code) + "\n"
     assert not set(namespace) & set(PARAMETERS)
-    exec(compile(source, "<leadops-scoring>", "exec", dont_inherit=True), namespace)  # noqa: S102 - see above
-    fn = namespace["lo_score"]
+    exec(compile(source, filename, "exec", dont_inherit=True), namespace)  # noqa: S102 - verified fragments only
+    fn = namespace[name]
     fn.source = source  # type: ignore[attr-defined]
     return fn

@@ -35,6 +35,7 @@ class StageEngine:
         self.pipeline = stages.pipeline
         # furthest first: the first stage whose criteria hold is the destination
         self.forward_order = [s for s in reversed(stages.pipeline) if s.entry is not None and not s.manual]
+        self.fast_forward = build_fast_forward(self.forward_order)
 
     def current_stage(self, lead: Mapping[str, Any]) -> Stage:
         value = lead.get("stage", MISSING)
@@ -70,6 +71,9 @@ class StageEngine:
 
     def automatic(self, current: Stage, lead: Mapping[str, Any], now: datetime, score: Mapping[str, Any],
                   trace: Trace | None, warnings: list[dict[str, str]]) -> tuple[Stage, str | None]:
+        if trace is None and current.pipeline_index is not None:
+            found = self.fast_forward(lead, now, score, current.pipeline_index, warnings)
+            return (current, None) if found is None else (found, f"stage:{found.id}")
         rule = None
         start = current
         if current.pipeline_index is None:  # a detour: only `auto` transitions lead back into the pipeline
@@ -131,3 +135,35 @@ class StageEngine:
         if code is not None and code not in self.stages.reason_codes:
             return f"unknown reason code '{code}' (known: {', '.join(self.stages.reason_codes)})"
         return attempts(current.id, to)
+
+
+# The fast path for the common case (no trace, the lead in the pipeline): the forward walk as one generated
+# function, each entry criterion's verified expression source inlined (as `engine.scoring.build_fast_scorer`
+# and `engine.routing.build_fast_router` do); on an exception the stage's own compiled function runs again
+# through `guarded`, so warnings and errors are exactly the walk's.
+
+
+def _rerun_entry(stage: Stage, lead: Any, now: datetime, score: Any, warnings: list[dict[str, str]]) -> Any:
+    return guarded(stage.entry.fn, f"stage:{stage.id}", warnings, lead, now, score)
+
+
+def build_fast_forward(forward_order: list[Stage]) -> Callable[..., Stage | None]:
+    """(lead, now, score, start pipeline index, warnings) -> the furthest stage past the start whose entry
+    criteria hold, or None; equal to `StageEngine.automatic`'s pipeline walk."""
+    from engine.expr import RUNTIME_GLOBALS
+    from engine.scoring import _fragment, exec_generated
+
+    namespace: dict[str, Any] = {"__builtins__": {}, **RUNTIME_GLOBALS, "lo_Exception": Exception,
+                                 "lo_rerun": _rerun_entry}
+    code = ["def lo_forward(lead, now, score, lo_start, lo_warnings):", "    activity = stage = None"]
+    for k, st in enumerate(forward_order):
+        namespace[f"lo_stage{k}"] = st
+        code += [f"    if lo_start < {int(st.pipeline_index)!r}:",
+                 "        try:",
+                 f"            lo_hit = {_fragment(st.entry)}",
+                 "        except lo_Exception:",
+                 f"            lo_hit = lo_rerun(lo_stage{k}, lead, now, score, lo_warnings)",
+                 "        if lo_hit:",
+                 f"            return lo_stage{k}"]
+    code.append("    return None")
+    return exec_generated(code, namespace, "<leadops-stages>", "lo_forward")

@@ -96,6 +96,14 @@ def test_bad_leads_are_counted_not_fatal() -> None:
     assert imp.error_kinds["both"] == 2 and imp.error_examples[0]["lead"] == "a"
 
 
+def test_leads_are_read_as_strict_json_like_eval_reads_them() -> None:
+    """The diff reads leads with the batch's parser: a repeated key is an error, not a silent last-one-wins."""
+    items = [("dup", '{"id": "d-1", "country": "AU", "country": "NZ"}'), ("ok", '{"id": "ok-1", "country": "AU"}')]
+    imp = analyse(BASE, BASE, items, NOW, [], progress=False)
+    assert (imp.total, imp.errors) == (1, 1)
+    assert "the key 'country' appears more than once" in json.dumps(imp.to_dict())
+
+
 def test_same_instant_in_another_offset_is_not_an_sla_change() -> None:
     a = Outcome("mql", "stage:mql", (None, "x", "r"), "r", "A1", 10, {}, {"s": "2026-11-25T10:00:00+11:00"})
     b = Outcome("mql", "stage:mql", (None, "x", "r"), "r", "A1", 10, {}, {"s": "2026-11-25T09:00:00+10:00"})

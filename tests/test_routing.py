@@ -199,3 +199,4 @@ def test_routing_trace_lists_rules_until_the_match(mini_set) -> None:
     assert routing == [("owner", False), ("au", True)]
     (owner,) = [t for t in d["trace"] if t["rule"] == "owner"]
     assert owner["missing"] == ["lead.account_owner"]
+
