@@ -1,0 +1,123 @@
+"""Where the leads come from: Parquet, Delta or JSON Lines paths as DataFrames, plus activities joined by lead id.
+
+JSON Lines are read as text (one `value` per line, blank lines dropped) so that each line is parsed by the
+workers exactly as `leadops eval` parses it; Parquet and Delta tables are read typed (see `engine.spark.rows`).
+Every prepared frame carries `_leadops_id` (the lead id as text, for joins, sorting and error reports).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import LeadopsError
+from engine.spark.rows import ACTIVITIES_COLUMN, ID_COLUMN, INTERNAL, TEXT_COLUMN
+
+FORMATS = ("jsonl", "parquet", "delta")
+_JOIN = INTERNAL + "join"
+
+
+@dataclass(frozen=True)
+class LeadInput:
+    """A DataFrame of leads and how its rows are read: mode "text" (JSON Lines) or "columns" (a typed table)."""
+
+    df: Any
+    mode: str
+    source: str
+
+
+def input_format(path: str, given: str | None = None) -> str:
+    """jsonl, parquet or delta: `given`, else from the path's extension, else from a directory's content."""
+    if given:
+        if given not in FORMATS:
+            raise LeadopsError(f"unknown input format {given!r}; use one of {', '.join(FORMATS)}")
+        return given
+    p = Path(path)
+    if p.suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if p.suffix == ".parquet":
+        return "parquet"
+    if p.is_dir():
+        if (p / "_delta_log").is_dir():
+            return "delta"
+        names = [c.name for c in p.rglob("*") if c.is_file() and not c.name.startswith((".", "_"))]
+        if any(n.endswith(".parquet") for n in names):
+            return "parquet"
+        if any(n.endswith((".jsonl", ".ndjson", ".json")) for n in names):
+            return "jsonl"
+    if "://" in path:  # a cluster path (s3://, abfss://, dbfs:/): no local look-up possible
+        raise LeadopsError(f"cannot tell the format of {path}; say it with --input-format {'|'.join(FORMATS)}")
+    if not p.exists():
+        raise LeadopsError(f"input {path} does not exist")
+    raise LeadopsError(f"cannot tell the format of {path} (no .jsonl/.parquet files, no _delta_log); "
+                       f"say it with --input-format {'|'.join(FORMATS)}")
+
+
+def read_table(spark: Any, path: str, fmt: str | None = None, *, text: bool = True) -> LeadInput:
+    """Read `path`; JSON Lines as text lines when `text` (leads), else typed (an events table)."""
+    kind = input_format(path, fmt)
+    source = Path(path.rstrip("/")).name or path
+    if kind == "jsonl" and text:
+        from pyspark.sql import functions as F
+
+        df = spark.read.text(path).where(F.trim(F.col(TEXT_COLUMN)) != "")
+        return LeadInput(df, "text", source)
+    if kind == "jsonl":
+        return LeadInput(spark.read.json(path), "columns", source)
+    if kind == "delta":
+        try:
+            import delta  # noqa: F401 - only to say clearly what is missing
+        except ImportError:
+            raise LeadopsError(f"{path} is a Delta table; install delta-spark to read it (or export it to Parquet)") \
+                from None
+        return LeadInput(spark.read.format("delta").load(path), "columns", source)
+    return LeadInput(spark.read.parquet(path), "columns", source)
+
+
+def mode_of(df: Any) -> str:
+    """"text" when the frame holds JSON Lines text (a single `value` column), else "columns"."""
+    names = [c for c in df.columns if not c.startswith(INTERNAL)]
+    return "text" if names == [TEXT_COLUMN] else "columns"
+
+
+def with_lead_id(df: Any, mode: str) -> Any:
+    """Add `_leadops_id`: the lead's id as text (null when the row has none)."""
+    from pyspark.sql import functions as F
+
+    if mode == "text":
+        return df.withColumn(ID_COLUMN, F.get_json_object(F.col(TEXT_COLUMN), "$.id"))
+    if "id" in df.columns:
+        return df.withColumn(ID_COLUMN, F.col("id").cast("string"))
+    return df.withColumn(ID_COLUMN, F.lit(None).cast("string"))
+
+
+def join_activities(df: Any, events: Any, key: str = "lead_id") -> Any:
+    """Attach each lead's rows of an events table (one row per activity, `key` = lead id) as `_leadops_activities`.
+
+    The rows become structs of every other column, sorted (so the list does not depend on how Spark read the
+    table), and are appended to the lead's own activities by the workers.
+    """
+    from pyspark.sql import functions as F
+
+    if key not in events.columns:
+        raise LeadopsError(f"the activities table has no {key!r} column to join on (columns: "
+                           f"{', '.join(events.columns)})")
+    fields = [c for c in events.columns if c != key]
+    order = [c for c in ("at", "type") if c in fields] + [c for c in fields if c not in ("at", "type")]
+    grouped = events.groupBy(F.col(key).cast("string").alias(_JOIN)).agg(
+        F.array_sort(F.collect_list(F.struct(*order))).alias(ACTIVITIES_COLUMN))
+    return df.join(grouped, df[ID_COLUMN] == grouped[_JOIN], "left").drop(_JOIN)
+
+
+def prepare(df: Any, activities: Any = None, activities_key: str = "lead_id") -> tuple[Any, str]:
+    """(frame ready for the workers, its mode): lead id column added, activities joined when given."""
+    mode = mode_of(df)
+    df = with_lead_id(df, mode)
+    if activities is not None:
+        df = join_activities(df, activities, activities_key)
+    return df, mode
+
+
+__all__ = ["FORMATS", "LeadInput", "input_format", "join_activities", "mode_of", "prepare", "read_table",
+           "with_lead_id"]
