@@ -91,8 +91,8 @@ def _items(batch: Any, mode: str) -> list[tuple[str, str]]:
     """(label, lead JSON) per row, as `Comparer.compare` takes them: JSON Lines text as read (so it is parsed as
     `leadops diff` parses it), typed rows and rows with joined activities as JSON of the lead."""
     labels = [lead_id or "(a row without an id)" for lead_id in batch.column(ID_COLUMN).to_pylist()]
-    if mode == "text" and ACTIVITIES_COLUMN not in batch.schema.names:
-        return list(zip(labels, batch.column(TEXT_COLUMN).to_pylist()))
+    if mode == "text" and ACTIVITIES_COLUMN not in batch.schema.names:  # with its line end, as diff reads it
+        return [(label, text + "\n") for label, text in zip(labels, batch.column(TEXT_COLUMN).to_pylist())]
     return [(label, "\0" + str(problem) if problem is not None else json.dumps(raw))
             for label, (raw, _text, problem) in zip(labels, raw_leads(batch, mode))]
 
