@@ -219,6 +219,55 @@ def lead_error_record(line: int, exc: Exception) -> dict[str, Any]:
     return error_record(line, exc)
 
 
+# ---- leads as CRMs hold them: the options every command that reads leads shares (engine/crm) ----
+
+CRM_EXTENSIONS = (".csv", ".tsv", ".parquet", ".pq")
+
+
+def lead_source_options(command: Any) -> Any:
+    """--mapping, --activities, --input-format, --encoding, --strict: spelled the same on eval, diff, record."""
+    for option in reversed([
+        click.option("--mapping", "mapping_spec", metavar="NAME|FILE",
+                     help="Read source records through a mapping: a preset (hubspot, salesforce) or a kind: mapping file."),
+        click.option("--activities", "activities_file", metavar="FILE",
+                     help="Activity rows (calls, emails, meetings) joined to the leads by lead id through the mapping."),
+        click.option("--input-format", type=click.Choice(["json", "jsonl", "csv", "parquet"]),
+                     help="Format of the lead and activity files (default: from the extension)."),
+        click.option("--encoding", metavar="NAME", help="Text encoding of CSV/JSON input (default: UTF-8, BOM or not)."),
+        click.option("--strict", is_flag=True, help="A source field that no mapping rule names is an error, not a warning."),
+    ]):
+        command = option(command)
+    return command
+
+
+def uses_crm_input(paths: tuple[str, ...] | list[str], mapping_spec: str | None, activities_file: str | None,
+                   input_format: str | None) -> bool:
+    """Whether leads are read through engine/crm (a mapping, an activities file, CSV/Parquet, a forced format)."""
+    return bool(mapping_spec or activities_file or input_format
+                or any(str(p).lower().endswith(CRM_EXTENSIONS) for p in paths))
+
+
+def open_crm_source(ps: "engine.PolicySet", path: str, mapping_spec: str | None, activities_file: str | None,
+                    input_format: str | None, encoding: str | None, strict: bool) -> tuple[Any, Any]:
+    """(mapping or None, joined activities or None) for one lead file; a bad mapping exits 1 with its diagnostics."""
+    from engine.crm.pipeline import read_activities, resolve_mapping
+    from engine.crm.records import EXTENSIONS, InputError, input_format as detect
+
+    try:
+        fmt = detect(path, input_format) if path != "-" else (input_format or "jsonl")
+        mapping = resolve_mapping(mapping_spec, ps, fmt, strict)
+        if activities_file and mapping is None:
+            fail("--activities needs --mapping (the mapping says how activity rows join leads)")
+        act_format = None if Path(activities_file or "").suffix.lower() in EXTENSIONS else input_format
+        acts = read_activities(activities_file, mapping, act_format, encoding) if activities_file else None
+    except PolicyError as exc:
+        click.echo(render.diagnostics_text(exc.diagnostics), err=True)
+        raise SystemExit(1) from None
+    except InputError as exc:
+        fail(str(exc))
+    return mapping, acts
+
+
 @cli.command("eval")
 @click.argument("leads", nargs=-1, metavar="[LEAD…|-]")
 @policy_options
@@ -227,20 +276,35 @@ def lead_error_record(line: int, exc: Exception) -> dict[str, Any]:
 @click.option("--explain", is_flag=True, help="Include a trace of every rule considered and why it did or did not fire.")
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, show_default=True,
               help="Worker processes for JSON Lines (0 = every core, 1 = no workers).")
+@lead_source_options
+@click.option("--out", "out_file", metavar="FILE", help="Write the decisions here (default: stdout, JSON Lines).")
+@click.option("--output-format", type=click.Choice(["jsonl", "csv", "parquet", "crm-csv"]),
+              help="jsonl, csv / parquet (flat decision columns) or crm-csv (the mapping's CRM import columns); "
+                   "default: from the --out extension.")
 def eval_cmd(leads: tuple[str, ...], policies: str | None, rev: str | None, now: str | None, fmt: str, explain: bool,
-             jobs: int) -> None:
-    """Evaluate one lead (a JSON object) or many (JSON Lines) into decisions.
+             jobs: int, mapping_spec: str | None, activities_file: str | None, input_format: str | None,
+             encoding: str | None, strict: bool, out_file: str | None, output_format: str | None) -> None:
+    """Evaluate one lead (a JSON object) or many (JSON Lines, CSV, Parquet, CRM exports) into decisions.
 
-    A JSON Lines input yields one output line per input line: a decision, or an error record with the
-    line number, the failing field and the reason, written in input order while every core works on the
-    decisions (--jobs). Exit 2 when any line failed (partial), 1 on a bad single lead.
+    A batch yields one output line per input record: a decision, or an error record with the line (row)
+    number, the failing field and the reason, written in input order while every core works on the
+    decisions (--jobs). Exit 2 when any record failed (partial), 1 on a bad single lead. With --mapping,
+    CRM records (HubSpot, Salesforce, a mapping file) become leads first; source fields no rule uses are
+    reported once per batch. --out writes JSON Lines, CSV or Parquet decision columns, or a CRM import CSV.
 
     \b
     Example:
       leadops eval scenarios/leads/icp-enterprise-brisbane.json --now 2026-11-23T09:00:00+10:00 --explain --format text
+      leadops eval scenarios/crm/hubspot-contacts.csv --mapping hubspot --activities scenarios/crm/hubspot-engagements.csv --out decisions.csv
     """
     when = parse_now(now)
     ps = open_policies(policies, rev)
+    if uses_crm_input(leads, mapping_spec, activities_file, input_format) or out_file or output_format:
+        if len(leads) != 1:
+            fail("give one lead file (or -) with --mapping, --activities, --out or a CSV/Parquet input")
+        _eval_records(ps, leads[0], when, fmt, explain, jobs, mapping_spec, activities_file, input_format, encoding,
+                      strict, out_file, output_format)
+        return
     if len(leads) > 1:
         _eval_files(ps, leads, when, fmt, explain)
         return
@@ -257,6 +321,44 @@ def eval_cmd(leads: tuple[str, ...], policies: str | None, rev: str | None, now:
     total, failed = evaluate_lines(ps, lines, sys.stdout, when, explain=explain, fmt=fmt, jobs=jobs)
     click.echo(batch_summary(total, failed), err=True)
     if failed:
+        raise SystemExit(2)
+
+
+def _eval_records(ps: "engine.PolicySet", path: str, when: datetime, fmt: str, explain: bool, jobs: int,
+                  mapping_spec: str | None, activities_file: str | None, input_format: str | None,
+                  encoding: str | None, strict: bool, out_file: str | None, output_format: str | None) -> None:
+    """A batch read through engine/crm: records -> (mapping) -> decisions in input order -> the chosen output."""
+    from engine.batch import evaluate_items
+    from engine.crm.pipeline import Output, output_format as out_format, source_items, unused_report
+    from engine.crm.records import InputError
+
+    if path != "-" and not Path(path).is_file():
+        fail(f"lead file '{path}' does not exist")
+    mapping, acts = open_crm_source(ps, path, mapping_spec, activities_file, input_format, encoding, strict)
+    try:
+        target = Output(out_file, out_format(out_file, output_format), mapping)
+        batch_fmt = "text" if fmt == "text" and target.batch_fmt == "json" else target.batch_fmt
+        items = source_items(path, mapping, input_format if path != "-" else (input_format or "jsonl"), encoding, acts)
+        try:
+            result = evaluate_items(ps, items, target.write, when, explain=explain, fmt=batch_fmt, jobs=jobs,
+                                    mapping=mapping)
+        finally:
+            target.close()
+    except InputError as exc:
+        fail(str(exc))
+    except LeadopsError as exc:
+        fail(str(exc))
+    summary = (f"{plural(result.total, 'record')} in = {plural(result.decisions, 'decision')} + "
+               f"{plural(result.failed, 'error record')}")
+    if target.errors_path and result.failed:
+        summary += f" (error records in {target.errors_path})"
+    click.echo(summary, err=True)
+    report = unused_report(result.unused)
+    if report:
+        click.echo(report, err=True)
+    for line in acts.report(activities_file or "") if acts is not None else []:
+        click.echo(line, err=True)
+    if result.failed or (acts is not None and acts.problems):
         raise SystemExit(2)
 
 

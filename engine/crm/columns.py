@@ -1,0 +1,146 @@
+"""Decisions as flat columns for CRM write-back, CSV, Parquet and Spark: `flatten_decision` and
+`DECISION_COLUMNS` (the ordered names and Arrow types of its output), and the batch output writers."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TextIO
+
+import pyarrow as pa
+
+# Times stay ISO 8601 strings with their offset (what the decision says, byte for byte; no zone is lost).
+DECISION_COLUMNS: list[tuple[str, pa.DataType]] = [
+    ("lead_id", pa.string()),
+    ("score", pa.float64()),
+    ("grade", pa.string()),
+    ("score_groups", pa.string()),        # JSON object {"fit": 45, "engagement": 12}
+    ("stage", pa.string()),
+    ("stage_from", pa.string()),
+    ("stage_changed", pa.bool_()),
+    ("stage_rule", pa.string()),
+    ("owner", pa.string()),
+    ("team", pa.string()),
+    ("queue", pa.string()),
+    ("route_rule", pa.string()),
+    ("route_fallback", pa.bool_()),
+    ("first_sla", pa.string()),           # the SLA with the earliest due time
+    ("first_sla_due", pa.string()),
+    ("first_sla_status", pa.string()),
+    ("sla_count", pa.int32()),
+    ("warnings", pa.int32()),
+    ("policy_revision", pa.string()),
+    ("evaluated_at", pa.string()),
+]
+COLUMN_NAMES = [name for name, _ in DECISION_COLUMNS]
+ARROW_SCHEMA = pa.schema(DECISION_COLUMNS)
+
+
+def _first_sla(slas: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The SLA due first (ties: decision order); SLAs without a due time come last."""
+    best = None
+    for sla in slas:
+        if sla.get("due") is None:
+            continue
+        if best is None or _instant(sla["due"]) < _instant(best["due"]):
+            best = sla
+    return best or (slas[0] if slas else None)
+
+
+def _instant(text: str) -> Any:
+    from engine.policyset import parse_instant
+
+    return parse_instant(text)
+
+
+def flatten_decision(decision: dict[str, Any]) -> dict[str, Any]:
+    """One decision (`Decision.to_dict()`) as the flat columns of DECISION_COLUMNS, in that order."""
+    score, stage, route = decision["score"], decision["stage"], decision["route"]
+    slas = decision.get("slas") or []
+    first = _first_sla(slas)
+    return {
+        "lead_id": decision["lead_id"],
+        "score": float(score["total"]),
+        "grade": score.get("grade"),
+        "score_groups": json.dumps(score.get("groups", {}), separators=(",", ":"), sort_keys=True),
+        "stage": stage["to"],
+        "stage_from": stage["from"],
+        "stage_changed": bool(stage["changed"]),
+        "stage_rule": stage.get("rule"),
+        "owner": route.get("owner"),
+        "team": route.get("team"),
+        "queue": route.get("queue"),
+        "route_rule": route["rule"],
+        "route_fallback": bool(route["fallback"]),
+        "first_sla": first["id"] if first else None,
+        "first_sla_due": first.get("due") if first else None,
+        "first_sla_status": first.get("status") if first else None,
+        "sla_count": len(slas),
+        "warnings": len(decision.get("warnings") or []),
+        "policy_revision": decision["policy_revision"],
+        "evaluated_at": decision["evaluated_at"],
+    }
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class CsvWriter:
+    """Flat decision rows as RFC 4180 CSV (header first); `columns` picks and renames (CRM import CSV)."""
+
+    def __init__(self, stream: TextIO, columns: list[tuple[str, str, Any]] | None = None):
+        self.columns = columns or [(n, n, None) for n in COLUMN_NAMES]  # (header, decision column, reverse fn)
+        self.writer = csv.writer(stream, lineterminator="\r\n")
+        self.writer.writerow([header for header, _, _ in self.columns])
+
+    def write(self, rows: Iterable[dict[str, Any]]) -> None:
+        for row in rows:
+            self.writer.writerow([_cell(rev(row[col]) if rev else row[col]) for _, col, rev in self.columns])
+
+    def close(self) -> None:
+        pass
+
+
+class ParquetWriter:
+    """Flat decision rows as Parquet, one row group per batch of rows written."""
+
+    def __init__(self, path: str | Path):
+        import pyarrow.parquet as pq
+
+        self.writer = pq.ParquetWriter(str(path), ARROW_SCHEMA)
+
+    def write(self, rows: Iterable[dict[str, Any]]) -> None:
+        rows = list(rows)
+        if rows:
+            self.writer.write_table(pa.Table.from_pylist(rows, schema=ARROW_SCHEMA))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def crm_columns(mapping: Any) -> list[tuple[str, str, Any]]:
+    """The CRM import CSV of a mapping's `writeback`: (CRM column, decision column, reverse through a map)."""
+    if not mapping.writeback:
+        from engine.errors import LeadopsError
+
+        raise LeadopsError(f"mapping '{mapping.name}' has no writeback section; crm-csv needs one "
+                           "(CRM column -> decision column), see README: Mappings")
+    out = []
+    for header, (column, through) in mapping.writeback.items():
+        rev = (lambda value, t=through, h=header: None if value is None else mapping.reverse_value(t, value, column=h)) \
+            if through else None
+        out.append((header, column, rev))
+    return out
+
+
+__all__ = ["ARROW_SCHEMA", "COLUMN_NAMES", "CsvWriter", "DECISION_COLUMNS", "ParquetWriter", "crm_columns",
+           "flatten_decision"]
