@@ -682,6 +682,8 @@ def spark_options(command: Any) -> Any:
         click.option("--key", "key_path", metavar="PUBLIC.pem|DIR", required=True, help="Trusted public key(s)."),
         click.option("--as-of", "as_of", metavar="ISO8601", required=True,
                      help="The decision time, with a UTC offset (never the cluster's clock or time zone)."),
+        click.option("--mapping", metavar="NAME|FILE",
+                     help="Read CRM rows through a mapping: a preset (hubspot, salesforce) or a mapping YAML file."),
         click.option("--activities", "activities_path", metavar="PATH",
                      help="An events table (Parquet, Delta, JSON Lines), one row per activity, joined by lead id."),
         click.option("--activities-key", default="lead_id", show_default=True,
@@ -719,16 +721,16 @@ def _spark_inputs(input_path: str, input_format: str | None, activities_path: st
 @spark_options
 @click.option("--bundle", "bundle_file", metavar="FILE", required=True, help="The signed policy bundle.")
 @click.option("--out", "out_dir", metavar="DIR", required=True, help="Parquet output: decisions in DIR, failed rows in DIR/errors.")
-@click.option("--mapping", metavar="NAME|FILE", help="A CRM mapping: preset name or mapping YAML (needs engine.crm).")
 @click.option("--overwrite", is_flag=True, help="Replace DIR if it exists (default: refuse).")
-def spark_decide_cmd(input_path: str, input_format: str | None, key_path: str, as_of: str, activities_path: str | None,
-                     activities_key: str, master: str | None, bundle_file: str, out_dir: str, mapping: str | None,
-                     overwrite: bool) -> None:
+def spark_decide_cmd(input_path: str, input_format: str | None, key_path: str, as_of: str, mapping: str | None,
+                     activities_path: str | None, activities_key: str, master: str | None, bundle_file: str,
+                     out_dir: str, overwrite: bool) -> None:
     """Decide every lead of a table with a signed bundle; write decisions and failed rows as Parquet.
 
     The bundle is verified here and again on every worker (exit 1 before anything is written when it fails).
-    Each output row has lead_id, decision (the JSON `leadops eval` prints), policy_revision, bundle_sha256 and
-    as_of; failed rows go to DIR/errors with the reason. Ends with the counts: leads in = decisions + errors
+    Each output row has the flat decision columns (lead_id, score, grade, stage, owner, team, queue, first SLA …,
+    policy_revision), decision (the JSON `leadops eval` prints), bundle_sha256 and as_of; failed rows go to
+    DIR/errors with the reason. Ends with the counts: leads in = decisions + errors
     (exit 2 when some rows failed).
 
     \b
@@ -772,8 +774,9 @@ def spark_decide_cmd(input_path: str, input_format: str | None, key_path: str, a
               help="Exit 1 when more than PCT% of leads change stage or route (default: the policies' guard).")
 @click.option("--acknowledge", is_flag=True, help="The blast radius is intended: report it but do not fail.")
 @click.option("--examples", type=click.IntRange(0, 100), default=5, show_default=True, help="Example leads per kind of change.")
-def spark_impact_cmd(input_path: str, input_format: str | None, key_path: str, as_of: str, activities_path: str | None,
-                     activities_key: str, master: str | None, base_bundle: str, head_bundle: str, fmt: str,
+def spark_impact_cmd(input_path: str, input_format: str | None, key_path: str, as_of: str, mapping: str | None,
+                     activities_path: str | None, activities_key: str, master: str | None, base_bundle: str,
+                     head_bundle: str, fmt: str,
                      max_changed: float | None, acknowledge: bool, examples: int) -> None:
     """The impact of a policy change on every lead of a table: `leadops diff`'s report from two signed bundles.
 
@@ -790,7 +793,7 @@ def spark_impact_cmd(input_path: str, input_format: str | None, key_path: str, a
             fail(f"bundle file {path} does not exist")
     spark, leads, events = _spark_inputs(input_path, input_format, activities_path, master)
     try:
-        report = impact(leads.df, base_bundle, head_bundle, key_path, when, activities=events,
+        report = impact(leads.df, base_bundle, head_bundle, key_path, when, mapping=mapping, activities=events,
                         activities_key=activities_key, max_examples=examples, max_changed=max_changed,
                         acknowledge=acknowledge, source=leads.source)
     except BundleError as exc:

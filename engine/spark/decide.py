@@ -17,18 +17,35 @@ from functools import partial
 from typing import Any, Iterator
 
 from engine.batch import error_record, lead_json_error
-from engine.errors import LeadError, LeadopsError
+from engine.crm.columns import COLUMN_NAMES, DECISION_COLUMNS, flatten_decision
+from engine.errors import LeadError
 from engine.policyset import parse_instant, require_aware
 from engine.spark.inputs import prepare
-from engine.spark.rows import raw_leads
+from engine.spark.mapped import MappingSource, keyed, load_on_driver, worker_mapping
+from engine.spark.rows import ID_COLUMN, raw_leads, with_activities
 from engine.spark.shipping import Shipment, Verified, ship, worker_policy_set
 
-RESULT_SCHEMA = ("ok boolean, lead_id string, decision string, error_code string, error_field string, "
-                 "error_message string, input string")
-DECISION_FIELDS = ("lead_id", "decision")
+# One result row per input row: the outcome, the error (if any), the decision JSON and its flat columns.
+_OUTCOME = [("ok", "bool"), ("error_code", "string"), ("error_field", "string"), ("error_message", "string"),
+            ("input", "string"), ("decision", "string")]
 ERROR_FIELDS = ("lead_id", "error_code", "error_field", "error_message", "input")
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # == render.to_json(data, pretty=False)
+
+
+def result_arrow_schema() -> Any:
+    """The Arrow schema of the workers' output: outcome columns, then engine.crm's DECISION_COLUMNS."""
+    import pyarrow as pa
+
+    return pa.schema([(name, getattr(pa, "bool_" if kind == "bool" else kind)()) for name, kind in _OUTCOME]
+                     + DECISION_COLUMNS)
+
+
+def result_schema() -> Any:
+    """The same as a Spark schema (for `mapInArrow`)."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(result_arrow_schema())
 
 
 def as_of_text(as_of: datetime | str) -> str:
@@ -40,48 +57,42 @@ def as_of_text(as_of: datetime | str) -> str:
 # --------------------------------------------------------------------------------------------- worker side
 
 
-def decide_rows(policy_set: Any, now: datetime, batch: Any, mode: str) -> dict[str, list[Any]]:
+def decide_rows(policy_set: Any, now: datetime, batch: Any, mode: str, mapping: Any = None) -> dict[str, list[Any]]:
     """One Arrow batch -> the result columns (one row per input row, in order)."""
-    out: dict[str, list[Any]] = {name: [] for name in ("ok", "lead_id", "decision", "error_code", "error_field",
-                                                          "error_message", "input")}
+    names = [name for name, _ in _OUTCOME] + COLUMN_NAMES
+    out: dict[str, list[Any]] = {name: [] for name in names}
+    empty = dict.fromkeys(COLUMN_NAMES)
+    ids = batch.column(ID_COLUMN).to_pylist()
     evaluate = policy_set.evaluate
-    for raw, text, problem in raw_leads(batch, mode):
-        lead_id = raw.get("id") if isinstance(raw, dict) else None
+    for lead_id, (record, acts, text, problem) in zip(ids, raw_leads(batch, mode)):
         try:
             if problem is not None:
                 raise problem
-            decision = evaluate(raw, now).to_dict()
+            lead = mapping.to_lead(record, acts) if mapping is not None else with_activities(record, acts)
+            decision = evaluate(lead, now).to_dict()
         except (ValueError, LeadError, RecursionError) as exc:
             err = error_record(0, lead_json_error(exc))["error"]
-            _append(out, False, lead_id if isinstance(lead_id, str) else None, None,
-                    err["code"], err["field"], err["message"], text)
-            continue
-        _append(out, True, decision["lead_id"], _dumps(decision), None, None, None, None)
+            row = {"ok": False, "error_code": err["code"], "error_field": err["field"],
+                   "error_message": err["message"], "input": text, "decision": None, **empty, "lead_id": lead_id}
+        else:
+            row = {"ok": True, "error_code": None, "error_field": None, "error_message": None, "input": None,
+                   "decision": _dumps(decision), **flatten_decision(decision)}
+        for name in names:
+            out[name].append(row[name])
     return out
 
 
-def _append(out: dict[str, list[Any]], *values: Any) -> None:
-    for column, value in zip(out.values(), values):
-        column.append(value)
-
-
-def decide_partition(shipment: Shipment, as_of: str, mode: str, batches: Iterator[Any]) -> Iterator[Any]:
+def decide_partition(shipment: Shipment, as_of: str, mode: str, mapping_source: MappingSource | None,
+                     batches: Iterator[Any]) -> Iterator[Any]:
     """The `mapInArrow` function: verify (once per worker), then decide every batch."""
     import pyarrow as pa
 
     policy_set = worker_policy_set(shipment)
+    mapping = worker_mapping(shipment, mapping_source) if mapping_source is not None else None
     now = parse_instant(as_of)
-    schema = _arrow_schema()
+    schema = result_arrow_schema()
     for batch in batches:
-        yield pa.RecordBatch.from_pydict(decide_rows(policy_set, now, batch, mode), schema=schema)
-
-
-def _arrow_schema() -> Any:
-    import pyarrow as pa
-
-    return pa.schema([("ok", pa.bool_())] + [(name, pa.string()) for name in
-                                             ("lead_id", "decision", "error_code", "error_field", "error_message",
-                                              "input")])
+        yield pa.RecordBatch.from_pydict(decide_rows(policy_set, now, batch, mode, mapping), schema=schema)
 
 
 # --------------------------------------------------------------------------------------------- driver side
@@ -99,8 +110,9 @@ class Decisions:
 
     @property
     def decisions(self) -> Any:
-        """lead_id, decision, policy_revision, bundle_sha256, as_of: one row per decided lead, sorted by id."""
-        return self._finish(self.result.where("ok"), DECISION_FIELDS, ("lead_id", "decision"))
+        """engine.crm's DECISION_COLUMNS, decision (the JSON `leadops eval` prints), bundle_sha256, as_of: one
+        row per decided lead, sorted by lead id."""
+        return self._finish(self.result.where("ok"), (*COLUMN_NAMES, "decision"), ("lead_id", "decision"))
 
     @property
     def errors(self) -> Any:
@@ -110,8 +122,7 @@ class Decisions:
     def _finish(self, df: Any, fields: tuple[str, ...], order: tuple[str, ...]) -> Any:
         from pyspark.sql import functions as F
 
-        extra = [F.lit(self.bundle.revision).alias("policy_revision")] if fields is DECISION_FIELDS else []
-        df = df.select(*fields, *extra, F.lit(self.bundle.sha256).alias("bundle_sha256"),
+        df = df.select(*fields, F.lit(self.bundle.sha256).alias("bundle_sha256"),
                        F.lit(self.as_of).alias("as_of"))
         return df.repartition(self.partitions, "lead_id").sortWithinPartitions(*order)
 
@@ -141,19 +152,20 @@ def decide(df: Any, bundle: Any, public_key: Any, as_of: datetime | str, mapping
            verify_now: datetime | None = None) -> Decisions:
     """Decide every lead of `df` with the signed `bundle` at `as_of` (see the module docstring).
 
-    `df`: a typed lead table, or JSON Lines text (`spark.read.text`, one `value` column). `activities`: an events
-    table joined by `activities_key`. `bundle`: a path or bytes, verified here with `public_key` (a PEM file, a
+    `df`: a typed lead table, or JSON Lines text (`spark.read.text`, one `value` column). `mapping`: a CRM mapping
+    (preset name or YAML file, see engine.crm) that turns each row into a lead. `activities`: an events table,
+    joined by `activities_key` (or by the mapping's activity `lead_id`). `bundle`: a path or bytes, verified here with `public_key` (a PEM file, a
     directory of them or a {key id: PEM} mapping) before any job runs; BundleError / PolicyError when it fails.
     """
-    if mapping is not None:
-        raise LeadopsError("CRM mappings need engine.crm, which this build does not have yet")
     when = as_of_text(as_of)
     spark = df.sparkSession
     shipped = ship(spark, bundle, public_key, now=verify_now)
-    prepared, mode = prepare(df, activities, activities_key)
-    result = prepared.mapInArrow(partial(decide_partition, shipped.shipment, when, mode), RESULT_SCHEMA)
+    source = load_on_driver(mapping, shipped.policy_set) if mapping is not None else None
+    keyer = partial(keyed, shipment=shipped.shipment, source=source) if source is not None else None
+    prepared, mode = prepare(df, activities, activities_key, keyer)
+    result = prepared.mapInArrow(partial(decide_partition, shipped.shipment, when, mode, source), result_schema())
     n = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
     return Decisions(result.persist(), df, shipped, when, n)
 
 
-__all__ = ["Decisions", "RESULT_SCHEMA", "as_of_text", "decide", "decide_partition", "decide_rows"]
+__all__ = ["Decisions", "as_of_text", "decide", "decide_partition", "decide_rows", "result_schema"]

@@ -20,7 +20,9 @@ from engine.policyset import parse_instant
 from engine.semantic_diff import semantic_diff
 from engine.spark.decide import as_of_text
 from engine.spark.inputs import prepare
-from engine.spark.rows import ACTIVITIES_COLUMN, ID_COLUMN, TEXT_COLUMN, raw_leads
+from engine.errors import LeadError
+from engine.spark.mapped import MappingSource, keyed, load_on_driver, worker_mapping
+from engine.spark.rows import ACTIVITIES_COLUMN, ID_COLUMN, TEXT_COLUMN, raw_leads, with_activities
 from engine.spark.shipping import Shipment, ship, worker_policy_set
 
 STATE_SCHEMA = "partition int, state string"
@@ -72,41 +74,53 @@ def _comparer(base: Shipment, head: Shipment, as_of: str, max_examples: int) -> 
 
 
 def impact_partition(base: Shipment, head: Shipment, as_of: str, mode: str, max_examples: int,
-                     batches: Iterator[Any]) -> Iterator[Any]:
+                     mapping_source: MappingSource | None, batches: Iterator[Any]) -> Iterator[Any]:
     """The `mapInArrow` function: one row per partition holding its folded Impact."""
     import pyarrow as pa
     from pyspark import TaskContext
 
     comparer = _comparer(base, head, as_of, max_examples)
+    mapping = worker_mapping(head, mapping_source) if mapping_source is not None else None
     total = Impact(max_examples)
     for batch in batches:
-        total.merge(comparer.compare(_items(batch, mode)))
+        total.merge(comparer.compare(_items(batch, mode, mapping)))
     context = TaskContext.get()
     yield pa.RecordBatch.from_pydict({"partition": [context.partitionId() if context else 0],
                                       "state": [impact_state(total)]},
                                      schema=pa.schema([("partition", pa.int32()), ("state", pa.string())]))
 
 
-def _items(batch: Any, mode: str) -> list[tuple[str, str]]:
+def _items(batch: Any, mode: str, mapping: Any = None) -> list[tuple[str, str]]:
     """(label, lead JSON) per row, as `Comparer.compare` takes them: JSON Lines text as read (so it is parsed as
-    `leadops diff` parses it), typed rows and rows with joined activities as JSON of the lead."""
+    `leadops diff` parses it), typed rows, mapped records and rows with joined activities as JSON of the lead;
+    a row that cannot be read or mapped as "\0reason" (counted as an error, as `leadops diff` does)."""
     labels = [lead_id or "(a row without an id)" for lead_id in batch.column(ID_COLUMN).to_pylist()]
-    if mode == "text" and ACTIVITIES_COLUMN not in batch.schema.names:  # with its line end, as diff reads it
+    if mode == "text" and mapping is None and ACTIVITIES_COLUMN not in batch.schema.names:
         return [(label, text + "\n") for label, text in zip(labels, batch.column(TEXT_COLUMN).to_pylist())]
-    return [(label, "\0" + str(problem) if problem is not None else json.dumps(raw))
-            for label, (raw, _text, problem) in zip(labels, raw_leads(batch, mode))]
+    items = []
+    for label, (record, acts, _text, problem) in zip(labels, raw_leads(batch, mode)):
+        try:
+            if problem is not None:
+                raise problem
+            lead = mapping.to_lead(record, acts) if mapping is not None else with_activities(record, acts)
+        except (ValueError, LeadError, RecursionError) as exc:
+            items.append((label, "\0" + str(exc)))
+            continue
+        items.append((label, json.dumps(lead, ensure_ascii=False)))
+    return items
 
 
 # --------------------------------------------------------------------------------------------- driver side
 
 
 def impact(df: Any, base_bundle: Any, head_bundle: Any, public_key: Any, as_of: datetime | str, *,
-           activities: Any = None, activities_key: str = "lead_id", max_examples: int = 5,
+           mapping: str | None = None, activities: Any = None, activities_key: str = "lead_id", max_examples: int = 5,
            max_changed: float | None = None, acknowledge: bool = False, source: str = "the table",
            verify_now: datetime | None = None) -> Report:
     """`leadops diff`'s Report for every lead of `df` under two signed bundles at `as_of`.
 
-    Both bundles are verified here before any job runs (BundleError / PolicyError otherwise). `max_changed`
+    Both bundles are verified here before any job runs (BundleError / PolicyError otherwise); a `mapping` is
+    checked against the head's policy set and reads every row for both. `max_changed`
     defaults to the policies' `guard.max_changed_percent`, as in `leadops diff`.
     """
     when = as_of_text(as_of)
@@ -114,11 +128,13 @@ def impact(df: Any, base_bundle: Any, head_bundle: Any, public_key: Any, as_of: 
     base = ship(spark, base_bundle, public_key, now=verify_now)
     head = ship(spark, head_bundle, public_key, now=verify_now)
     changes = semantic_diff(base.policy_set.model, head.policy_set.model)
-    prepared, mode = prepare(df, activities, activities_key)
+    source = load_on_driver(mapping, head.policy_set) if mapping is not None else None
+    keyer = partial(keyed, shipment=head.shipment, source=source) if source is not None else None
+    prepared, mode = prepare(df, activities, activities_key, keyer)
     tie = prepared[TEXT_COLUMN] if mode == "text" else _row_hash(prepared)
     ordered = prepared.orderBy(prepared[ID_COLUMN].asc_nulls_last(), tie)
-    states = ordered.mapInArrow(partial(impact_partition, base.shipment, head.shipment, when, mode, max_examples),
-                                STATE_SCHEMA).collect()
+    states = ordered.mapInArrow(partial(impact_partition, base.shipment, head.shipment, when, mode, max_examples,
+                                        source), STATE_SCHEMA).collect()
     result = Impact(max_examples, stage_order=stage_order(base.policy_set, head.policy_set))
     for row in sorted(states, key=lambda r: r["partition"]):
         result.merge(impact_from_state(row["state"]))

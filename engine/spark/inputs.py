@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from engine.errors import LeadopsError
 from engine.spark.rows import ACTIVITIES_COLUMN, ID_COLUMN, INTERNAL, TEXT_COLUMN
@@ -95,27 +95,36 @@ def with_lead_id(df: Any, mode: str) -> Any:
 def join_activities(df: Any, events: Any, key: str = "lead_id") -> Any:
     """Attach each lead's rows of an events table (one row per activity, `key` = lead id) as `_leadops_activities`.
 
-    The rows become structs of every other column, sorted (so the list does not depend on how Spark read the
-    table), and are appended to the lead's own activities by the workers.
+    The rows become structs of the table's own columns, sorted (so the list does not depend on how Spark read
+    the table), and reach the workers next to the lead (appended to a native lead's own activities, or given to
+    the mapping).
     """
     from pyspark.sql import functions as F
 
     if key not in events.columns:
         raise LeadopsError(f"the activities table has no {key!r} column to join on (columns: "
                            f"{', '.join(events.columns)})")
-    fields = [c for c in events.columns if c != key]
+    fields = [c for c in events.columns if c != key and not c.startswith(INTERNAL)]
     order = [c for c in ("at", "type") if c in fields] + [c for c in fields if c not in ("at", "type")]
-    grouped = events.groupBy(F.col(key).cast("string").alias(_JOIN)).agg(
+    grouped = events.where(F.col(key).isNotNull()).groupBy(F.col(key).cast("string").alias(_JOIN)).agg(
         F.array_sort(F.collect_list(F.struct(*order))).alias(ACTIVITIES_COLUMN))
     return df.join(grouped, df[ID_COLUMN] == grouped[_JOIN], "left").drop(_JOIN)
 
 
-def prepare(df: Any, activities: Any = None, activities_key: str = "lead_id") -> tuple[Any, str]:
-    """(frame ready for the workers, its mode): lead id column added, activities joined when given."""
+def prepare(df: Any, activities: Any = None, activities_key: str = "lead_id",
+            keyer: Callable[[Any, str, str], Any] | None = None) -> tuple[Any, str]:
+    """(frame ready for the workers, its mode): lead id column added, activities joined when given.
+
+    `keyer(frame, mode, side)` adds `_leadops_id` when a mapping knows the ids (see `engine.spark.mapped`);
+    without one the id is the lead's `id` and the events table's `activities_key` column.
+    """
     mode = mode_of(df)
-    df = with_lead_id(df, mode)
+    df = with_lead_id(df, mode) if keyer is None else keyer(df, mode, "lead")
     if activities is not None:
-        df = join_activities(df, activities, activities_key)
+        if keyer is None:
+            df = join_activities(df, activities, activities_key)
+        else:
+            df = join_activities(df, keyer(activities, mode_of(activities), "activity"), ID_COLUMN)
     return df, mode
 
 

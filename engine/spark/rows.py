@@ -50,39 +50,44 @@ def plain(value: Any) -> Any:
     return value
 
 
-def raw_leads(batch: Any, mode: str) -> Iterator[tuple[Any, str, Exception | None]]:
-    """(raw lead or None, input text for error reports, parse error or None) per row of an Arrow batch."""
+def raw_leads(batch: Any, mode: str) -> Iterator[tuple[Any, list[Any] | None, str, Exception | None]]:
+    """(record or None, joined activities or None, input text for error reports, read error or None) per row.
+
+    The record is the raw lead, or the source record when a mapping turns it into one; joined activities are
+    the rows of an events table for this lead (already plain JSON data)."""
     columns = batch.schema.names
     joined = batch.column(ACTIVITIES_COLUMN).to_pylist() if ACTIVITIES_COLUMN in columns else None
+
+    def acts(i: int) -> list[Any] | None:
+        return [plain(a) for a in joined[i]] if joined and joined[i] else None
+
     if mode == "text":
-        texts = batch.column(TEXT_COLUMN).to_pylist()
-        for i, text in enumerate(texts):
+        for i, text in enumerate(batch.column(TEXT_COLUMN).to_pylist()):
             try:
-                raw = _loads(text + "\n")  # with its line end, as `leadops eval` reads it (same error columns)
+                record = _loads(text + "\n")  # with its line end, as `leadops eval` reads it (same error columns)
             except (ValueError, RecursionError) as exc:
-                yield None, text, exc
+                yield None, None, text, exc
                 continue
-            yield _with_activities(raw, joined[i] if joined else None), text, None
+            yield record, acts(i), text, None
         return
     keep = [name for name in columns if not name.startswith(INTERNAL)]
-    rows = batch.select(keep).to_pylist()
-    for i, row in enumerate(rows):
+    for i, row in enumerate(batch.select(keep).to_pylist()):
         try:
-            raw = _with_activities(plain(row), joined[i] if joined else None)
+            record = plain(row)
         except ValueError as exc:
-            yield None, _describe(row), exc
+            yield None, None, _describe(row), exc
             continue
-        yield raw, _describe(raw), None
+        yield record, acts(i), _describe(record), None
 
 
-def _with_activities(raw: Any, joined: list[Any] | None) -> Any:
-    """Append the activities joined from an events table to the lead's own (a lead without any gets a list)."""
+def with_activities(raw: Any, joined: list[Any] | None) -> Any:
+    """A native lead with the activities joined from an events table appended to its own."""
     if not joined or not isinstance(raw, dict):
         return raw
     own = raw.get("activities")
     if own is not None and not isinstance(own, list):
         return raw  # the lead schema reports the malformed field; joining would hide it
-    raw["activities"] = (own or []) + [plain(a) for a in joined]
+    raw["activities"] = (own or []) + joined
     return raw
 
 
@@ -91,4 +96,4 @@ def _describe(row: Any) -> str:
     return json.dumps(row, ensure_ascii=False, default=str, separators=(",", ":"))
 
 
-__all__ = ["ACTIVITIES_COLUMN", "ID_COLUMN", "INTERNAL", "TEXT_COLUMN", "plain", "raw_leads"]
+__all__ = ["ACTIVITIES_COLUMN", "ID_COLUMN", "INTERNAL", "TEXT_COLUMN", "plain", "raw_leads", "with_activities"]

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from engine.crm.columns import COLUMN_NAMES
 from engine.bundle import MANIFEST, SIGNATURES, BundleError, build_bundle, pack, read_bundle
 from engine.signing import sign_bundle
 from engine.spark import decide, read_table
@@ -164,7 +165,7 @@ def test_a_worker_refuses_a_bundle_file_that_is_not_the_one_the_driver_verified(
     from dataclasses import replace
     from functools import partial
 
-    from engine.spark.decide import RESULT_SCHEMA, decide_partition
+    from engine.spark.decide import decide_partition, result_schema
     from engine.spark.inputs import with_lead_id
     from engine.spark.shipping import ship
 
@@ -172,7 +173,7 @@ def test_a_worker_refuses_a_bundle_file_that_is_not_the_one_the_driver_verified(
     wrong = replace(shipped.shipment, sha256="0" * 64)
     df = with_lead_id(spark.createDataFrame([('{"id": "L-1"}',)], "value string"), "text")
     with pytest.raises(Exception, match="not the one the driver verified"):
-        df.mapInArrow(partial(decide_partition, wrong, AS_OF, "text"), RESULT_SCHEMA).collect()
+        df.mapInArrow(partial(decide_partition, wrong, AS_OF, "text", None), result_schema()).collect()
 
 
 # --------------------------------------------------------------------------------------------- output
@@ -189,7 +190,8 @@ def part_files(directory: Path) -> list[bytes]:
 
 
 def test_cli_writes_decisions_and_errors_reproducibly_and_counts_reconcile(spark, tmp_path, signed_bundle,
-                                                                            spark_keys, golden_jsonl, eval_output):
+                                                                            spark_keys, golden_jsonl, eval_output,
+                                                                            repo_policies):
     _, _, by_id = eval_output
     lines = [line for line in golden_jsonl.read_text(encoding="utf-8").splitlines() if line.strip()][:300]
     small = tmp_path / "small.jsonl"
@@ -210,7 +212,10 @@ def test_cli_writes_decisions_and_errors_reproducibly_and_counts_reconcile(spark
     first, second = (part_files(out) + [b"--"] + part_files(out / "errors") for out in runs)
     assert first == second  # the same job twice: the same bytes in every output file
     written = spark.read.parquet(str(runs[0]))
-    assert written.columns == ["lead_id", "decision", "policy_revision", "bundle_sha256", "as_of"]
+    assert written.columns == [*COLUMN_NAMES, "decision", "bundle_sha256", "as_of"]
+    row = written.where("lead_id = 'L-1001'").first()
+    assert (row["stage"], row["policy_revision"], row["as_of"]) == (json.loads(row["decision"])["stage"]["to"],
+                                                                     repo_policies.revision, golden.NOWS[0])
     assert Counter(r["decision"] for r in written.collect()) == expected
     errors = spark.read.parquet(str(runs[0] / "errors"))
     assert errors.count() == n_err and errors.where("error_code IS NULL OR error_message IS NULL").count() == 0
