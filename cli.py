@@ -676,8 +676,8 @@ def spark_options(command: Any) -> Any:
     """The input, key, time and session options every `leadops spark` command shares."""
     for option in reversed([
         click.option("--input", "input_path", metavar="PATH", required=True,
-                     help="Leads: Parquet file or directory, Delta table, or JSON Lines (.jsonl)."),
-        click.option("--input-format", type=click.Choice(["jsonl", "parquet", "delta"]),
+                     help="Leads: Parquet file or directory, Delta table, JSON Lines (.jsonl) or a CRM CSV export."),
+        click.option("--input-format", type=click.Choice(["jsonl", "parquet", "delta", "csv"]),
                      help="Say the input's format when the path does not (default: from the extension or content)."),
         click.option("--key", "key_path", metavar="PUBLIC.pem|DIR", required=True, help="Trusted public key(s)."),
         click.option("--as-of", "as_of", metavar="ISO8601", required=True,
@@ -685,7 +685,7 @@ def spark_options(command: Any) -> Any:
         click.option("--mapping", metavar="NAME|FILE",
                      help="Read CRM rows through a mapping: a preset (hubspot, salesforce) or a mapping YAML file."),
         click.option("--activities", "activities_path", metavar="PATH",
-                     help="An events table (Parquet, Delta, JSON Lines), one row per activity, joined by lead id."),
+                     help="An events table (Parquet, Delta, JSON Lines, CSV), one row per activity, joined by lead id."),
         click.option("--activities-key", default="lead_id", show_default=True,
                      help="The events table's lead id column."),
         click.option("--master", metavar="URL", help="Spark master, e.g. local[4] (default: spark-submit's or the cluster's)."),
@@ -743,6 +743,8 @@ def spark_decide_cmd(input_path: str, input_format: str | None, key_path: str, a
     when = _spark_as_of(as_of)
     if not Path(bundle_file).is_file():
         fail(f"bundle file {bundle_file} does not exist")
+    if not overwrite and "://" not in out_dir and Path(out_dir).exists():
+        fail(f"{out_dir} already exists; choose another --out or add --overwrite")
     spark, leads, events = _spark_inputs(input_path, input_format, activities_path, master)
     try:
         result = decide(leads.df, bundle_file, key_path, when, mapping, events, activities_key=activities_key)

@@ -1,7 +1,8 @@
-"""Where the leads come from: Parquet, Delta or JSON Lines paths as DataFrames, plus activities joined by lead id.
+"""Where the leads come from: Parquet, Delta, JSON Lines or CSV paths as DataFrames, plus activities joined by lead id.
 
 JSON Lines are read as text (one `value` per line, blank lines dropped) so that each line is parsed by the
-workers exactly as `leadops eval` parses it; Parquet and Delta tables are read typed (see `engine.spark.rows`).
+workers exactly as `leadops eval` parses it; Parquet and Delta tables are read typed (see `engine.spark.rows`), CSV exports (HubSpot, Salesforce) as strings
+for a mapping to convert.
 Every prepared frame carries `_leadops_id` (the lead id as text, for joins, sorting and error reports).
 """
 
@@ -14,7 +15,7 @@ from typing import Any, Callable
 from engine.errors import LeadopsError
 from engine.spark.rows import ACTIVITIES_COLUMN, ID_COLUMN, INTERNAL, TEXT_COLUMN
 
-FORMATS = ("jsonl", "parquet", "delta")
+FORMATS = ("jsonl", "parquet", "delta", "csv")
 _JOIN = INTERNAL + "join"
 
 
@@ -38,6 +39,8 @@ def input_format(path: str, given: str | None = None) -> str:
         return "jsonl"
     if p.suffix == ".parquet":
         return "parquet"
+    if p.suffix == ".csv":
+        return "csv"
     if p.is_dir():
         if (p / "_delta_log").is_dir():
             return "delta"
@@ -65,6 +68,9 @@ def read_table(spark: Any, path: str, fmt: str | None = None, *, text: bool = Tr
         return LeadInput(df, "text", source)
     if kind == "jsonl":
         return LeadInput(spark.read.json(path), "columns", source)
+    if kind == "csv":  # RFC 4180 exports (quoted newlines, "" escapes); every value a string, empty = absent
+        reader = spark.read.options(header=True, multiLine=True, escape='"', encoding="UTF-8")
+        return LeadInput(reader.csv(path), "columns", source)
     if kind == "delta":
         try:
             import delta  # noqa: F401 - only to say clearly what is missing

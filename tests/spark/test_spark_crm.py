@@ -52,11 +52,14 @@ def test_preset_tables_decide_as_leadops_eval_mapping(spark, tmp_path, signed_bu
             expected_decisions[line] += 1
     assert expected_errors and len(expected_decisions) > LEADS // 2, proc.stderr
 
-    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "leads.parquet")  # the table a warehouse sync holds
-    pq.write_table(pa.Table.from_pylist(records(events)), tmp_path / "events.parquet")
-    result = decide(read_table(spark, str(tmp_path / "leads.parquet")).df, signed_bundle, spark_keys.public_path,
-                    AS_OF, mapping=preset,
-                    activities=read_table(spark, str(tmp_path / "events.parquet"), text=False).df)
+    if preset == "hubspot":  # the CSV export itself
+        leads_in, events_in = subset, events
+    else:  # the tables a warehouse sync holds
+        leads_in, events_in = tmp_path / "leads.parquet", tmp_path / "events.parquet"
+        pq.write_table(pa.Table.from_pylist(rows), leads_in)
+        pq.write_table(pa.Table.from_pylist(records(events)), events_in)
+    result = decide(read_table(spark, str(leads_in)).df, signed_bundle, spark_keys.public_path, AS_OF,
+                    mapping=preset, activities=read_table(spark, str(events_in), text=False).df)
     got = result.result.collect()
     assert Counter(r["decision"] for r in got if r["ok"]) == expected_decisions
     assert Counter((r["error_code"], r["error_field"]) for r in got if not r["ok"]) == expected_errors

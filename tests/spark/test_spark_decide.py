@@ -70,12 +70,13 @@ def test_json_lines_decisions_are_byte_identical_to_leadops_eval(spark, signed_b
                                                                    eval_output, repo_policies):
     decisions, errors, _ = eval_output
     result = decide(read_table(spark, str(golden_jsonl)).df, signed_bundle, spark_keys.public_path, golden.NOWS[0])
-    got = result.decisions.collect()
+    rows = result.result.collect()  # the cached worker output (the written frames are checked through the CLI)
+    got = [row for row in rows if row["ok"]]
     assert Counter(row["decision"] for row in got) == decisions
     assert {row["policy_revision"] for row in got} == {repo_policies.revision}
-    assert {row["as_of"] for row in got} == {golden.NOWS[0]}
-    assert {row["bundle_sha256"] for row in got} == {read_bundle_digest(signed_bundle)}
-    bad = result.errors.collect()
+    assert {row["evaluated_at"] for row in got} == {golden.NOWS[0]}
+    assert result.bundle.sha256 == read_bundle_digest(signed_bundle)
+    bad = [row for row in rows if not row["ok"]]
     assert Counter((r["error_code"], r["error_field"], r["error_message"]) for r in bad) == errors
     assert any(r["input"].startswith('{"id": "broken"') for r in bad)
     n_decided, n_failed = result.counts()
@@ -99,7 +100,7 @@ def test_parquet_leads_with_nested_activities_decide_as_leadops_eval(spark, tmp_
     pq.write_table(table, tmp_path / "leads.parquet")
     result = decide(read_table(spark, str(tmp_path / "leads.parquet")).df, signed_bundle, spark_keys.public_path,
                     golden.NOWS[0])
-    got = {row["lead_id"]: row["decision"] for row in result.decisions.collect()}
+    got = {row["lead_id"]: row["decision"] for row in result.result.collect()}
     assert result.counts() == (len(valid), 0)
     assert got == {lead["id"]: by_id[lead["id"]] for lead in valid}
     result.close()
@@ -115,7 +116,7 @@ def test_activities_from_an_events_table_are_joined_by_lead_id(spark, tmp_path, 
     pq.write_table(pa.Table.from_struct_array(pa.array(events)), tmp_path / "events.parquet")
     result = decide(read_table(spark, str(tmp_path / "leads.jsonl")).df, signed_bundle, spark_keys.public_path,
                     golden.NOWS[0], activities=read_table(spark, str(tmp_path / "events.parquet"), text=False).df)
-    got = {row["lead_id"]: row["decision"] for row in result.decisions.collect()}
+    got = {row["lead_id"]: row["decision"] for row in result.result.collect()}
     assert got == {lead["id"]: by_id[lead["id"]] for lead in sample}
     result.close()
 
@@ -193,7 +194,7 @@ def test_cli_writes_decisions_and_errors_reproducibly_and_counts_reconcile(spark
                                                                             spark_keys, golden_jsonl, eval_output,
                                                                             repo_policies):
     _, _, by_id = eval_output
-    lines = [line for line in golden_jsonl.read_text(encoding="utf-8").splitlines() if line.strip()][:300]
+    lines = [line for line in golden_jsonl.read_text(encoding="utf-8").splitlines() if line.strip()][:120]
     small = tmp_path / "small.jsonl"
     small.write_text("\n".join(lines) + "\n", encoding="utf-8")
     ids = [json.loads(line).get("id") if line.endswith("}") else None for line in lines]
