@@ -708,7 +708,7 @@ def _spark_inputs(input_path: str, input_format: str | None, activities_path: st
     """(session, lead input, events frame or None) with user errors as one line and exit 1."""
     from engine.spark import local_session, read_table
 
-    spark = local_session(master, shuffle_partitions=2 if master and master.startswith("local") else 200)
+    spark = local_session(master, shuffle_partitions=2 if master and master.startswith("local") else None)
     try:
         leads = read_table(spark, input_path, input_format)
         events = read_table(spark, activities_path, text=False).df if activities_path else None
@@ -761,6 +761,9 @@ def spark_decide_cmd(input_path: str, input_format: str | None, key_path: str, a
     rows_in = result.rows_in()
     click.echo(f"{plural(rows_in, 'lead')} in: {plural(decided, 'decision')} in {out_dir}, "
                f"{plural(failed, 'error')} in {out_dir.rstrip('/')}/errors", err=True)
+    if events is not None and (unjoined := result.unjoined_activities()):
+        click.echo(f"{plural(unjoined, 'activity row')} of {activities_path} joined no lead (no lead id, or an id "
+                   "not in the input)", err=True)
     if rows_in != decided + failed:
         fail(f"counts do not reconcile: {rows_in} in, {decided + failed} out")
     if failed:

@@ -20,7 +20,7 @@ from engine.batch import error_record, lead_json_error
 from engine.crm.columns import COLUMN_NAMES, DECISION_COLUMNS, flatten_decision
 from engine.errors import LeadError
 from engine.policyset import parse_instant, require_aware
-from engine.spark.inputs import prepare
+from engine.spark.inputs import Prepared, prepare
 from engine.spark.mapped import MappingSource, keyed, load_on_driver, worker_mapping
 from engine.spark.rows import ID_COLUMN, raw_leads, with_activities
 from engine.spark.shipping import Shipment, Verified, ship, worker_policy_set
@@ -107,6 +107,7 @@ class Decisions:
     bundle: Verified
     as_of: str
     partitions: int
+    prepared: Prepared
 
     @property
     def decisions(self) -> Any:
@@ -130,6 +131,10 @@ class Decisions:
         """(decisions, errors), computing every partition (and so verifying in every worker) if not done yet."""
         got = {row["ok"]: row["count"] for row in self.result.groupBy("ok").count().collect()}
         return got.get(True, 0), got.get(False, 0)
+
+    def unjoined_activities(self) -> int:
+        """Activity rows that joined no lead (see `Prepared.unjoined_activities`)."""
+        return self.prepared.unjoined_activities()
 
     def rows_in(self) -> int:
         """Rows read from the input (blank JSON Lines lines are not rows): must equal decisions + errors."""
@@ -162,10 +167,11 @@ def decide(df: Any, bundle: Any, public_key: Any, as_of: datetime | str, mapping
     shipped = ship(spark, bundle, public_key, now=verify_now)
     source = load_on_driver(mapping, shipped.policy_set) if mapping is not None else None
     keyer = partial(keyed, shipment=shipped.shipment, source=source) if source is not None else None
-    prepared, mode = prepare(df, activities, activities_key, keyer)
-    result = prepared.mapInArrow(partial(decide_partition, shipped.shipment, when, mode, source), result_schema())
+    prepared = prepare(df, activities, activities_key, keyer)
+    result = prepared.df.mapInArrow(partial(decide_partition, shipped.shipment, when, prepared.mode, source),
+                                    result_schema())
     n = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
-    return Decisions(result.persist(), df, shipped, when, n)
+    return Decisions(result.persist(), df, shipped, when, n, prepared)
 
 
 __all__ = ["Decisions", "as_of_text", "decide", "decide_partition", "decide_rows", "result_schema"]

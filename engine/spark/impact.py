@@ -130,9 +130,10 @@ def impact(df: Any, base_bundle: Any, head_bundle: Any, public_key: Any, as_of: 
     changes = semantic_diff(base.policy_set.model, head.policy_set.model)
     source = load_on_driver(mapping, head.policy_set) if mapping is not None else None
     keyer = partial(keyed, shipment=head.shipment, source=source) if source is not None else None
-    prepared, mode = prepare(df, activities, activities_key, keyer)
-    tie = prepared[TEXT_COLUMN] if mode == "text" else _row_hash(prepared)
-    ordered = prepared.orderBy(prepared[ID_COLUMN].asc_nulls_last(), tie)
+    prepared = prepare(df, activities, activities_key, keyer)
+    frame, mode = prepared.df, prepared.mode
+    tie = frame[TEXT_COLUMN] if mode == "text" else _row_hash(frame)
+    ordered = frame.orderBy(frame[ID_COLUMN].asc_nulls_last(), tie)
     states = ordered.mapInArrow(partial(impact_partition, base.shipment, head.shipment, when, mode, max_examples,
                                         source), STATE_SCHEMA).collect()
     result = Impact(max_examples, stage_order=stage_order(base.policy_set, head.policy_set))

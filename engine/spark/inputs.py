@@ -117,22 +117,42 @@ def join_activities(df: Any, events: Any, key: str = "lead_id") -> Any:
     return df.join(grouped, df[ID_COLUMN] == grouped[_JOIN], "left").drop(_JOIN)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A lead frame ready for the workers (`_leadops_id` added, activities joined) and its events table."""
+
+    df: Any
+    mode: str
+    events: Any = None  # the events table with its lead id column (None without activities)
+    events_key: str = ""
+
+    def unjoined_activities(self) -> int:
+        """Activity rows that joined no lead (no lead id, or an id not in the input): reported, never dropped
+        silently."""
+        if self.events is None:
+            return 0
+        from pyspark.sql import functions as F
+
+        ids = self.df.select(F.col(ID_COLUMN).alias(_JOIN)).where(F.col(_JOIN).isNotNull()).distinct()
+        key = self.events[self.events_key].cast("string")
+        return self.events.join(ids, key == ids[_JOIN], "left_anti").count()
+
+
 def prepare(df: Any, activities: Any = None, activities_key: str = "lead_id",
-            keyer: Callable[[Any, str, str], Any] | None = None) -> tuple[Any, str]:
-    """(frame ready for the workers, its mode): lead id column added, activities joined when given.
+            keyer: Callable[[Any, str, str], Any] | None = None) -> Prepared:
+    """The frame ready for the workers: lead id column added, activities joined when given.
 
     `keyer(frame, mode, side)` adds `_leadops_id` when a mapping knows the ids (see `engine.spark.mapped`);
     without one the id is the lead's `id` and the events table's `activities_key` column.
     """
     mode = mode_of(df)
     df = with_lead_id(df, mode) if keyer is None else keyer(df, mode, "lead")
-    if activities is not None:
-        if keyer is None:
-            df = join_activities(df, activities, activities_key)
-        else:
-            df = join_activities(df, keyer(activities, mode_of(activities), "activity"), ID_COLUMN)
-    return df, mode
+    if activities is None:
+        return Prepared(df, mode)
+    if keyer is not None:
+        activities, activities_key = keyer(activities, mode_of(activities), "activity"), ID_COLUMN
+    return Prepared(join_activities(df, activities, activities_key), mode, activities, activities_key)
 
 
-__all__ = ["FORMATS", "LeadInput", "input_format", "join_activities", "mode_of", "prepare", "read_table",
+__all__ = ["FORMATS", "LeadInput", "Prepared", "input_format", "join_activities", "mode_of", "prepare", "read_table",
            "with_lead_id"]

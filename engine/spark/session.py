@@ -7,27 +7,33 @@ import sys
 from typing import Any
 
 
-def local_session(master: str | None = "local[2]", *, shuffle_partitions: int = 2, app_name: str = "leadops",
+def local_session(master: str | None = "local[2]", *, shuffle_partitions: int | None = 2, app_name: str = "leadops",
                   conf: dict[str, str] | None = None) -> Any:
-    """A (new or the running) SparkSession. `master` None: the one spark-submit or the cluster configured (Spark's
-    default, local[*], when there is none).
+    """A (new or the running) SparkSession.
 
-    The session time zone is pinned to UTC, although no decision reads it (`as_of` and timestamps are explicit).
+    `master` None: the session spark-submit or the cluster (Databricks) configured, left as it is; Spark's own
+    default (local[*]) when there is none. A local master runs its Python workers on this interpreter (so they see
+    leadops), without UI. The session time zone is pinned to UTC, although no decision reads it (`as_of` and
+    timestamps are explicit).
     """
     from pyspark.sql import SparkSession
 
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers run this interpreter (and see leadops)
-    builder = SparkSession.builder if master is None else SparkSession.builder.master(master)
-    builder = (builder.appName(app_name)
-               .config("spark.ui.enabled", "false")
-               .config("spark.ui.showConsoleProgress", "false")
-               .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
-               .config("spark.sql.session.timeZone", "UTC")
-               .config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"]))
+    builder = SparkSession.builder.appName(app_name).config("spark.sql.session.timeZone", "UTC")
+    if master is not None:
+        builder = builder.master(master)
+    if master is not None and master.startswith("local"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = (builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+                   .config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"]))
+    if shuffle_partitions is not None:
+        builder = builder.config("spark.sql.shuffle.partitions", str(shuffle_partitions))
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        spark.sparkContext.setLogLevel("ERROR")
+    except Exception:  # noqa: BLE001 - Spark Connect (Databricks serverless) has no SparkContext
+        pass
     return spark
 
 

@@ -111,6 +111,9 @@ def test_activities_from_an_events_table_are_joined_by_lead_id(spark, tmp_path, 
     _, _, by_id = eval_output
     sample = [lead for lead in golden_leads if lead.get("id") in by_id and lead.get("activities")][:200]
     events = [{"lead_id": lead["id"], **activity} for lead in sample for activity in lead["activities"]]
+    orphans = [{"lead_id": "L-NOT-IN-INPUT", "type": "page_view", "at": "2026-11-20T09:00:00+10:00"},
+               {"lead_id": None, "type": "page_view", "at": "2026-11-20T09:00:00+10:00"}]
+    events += orphans
     bare = [{k: v for k, v in lead.items() if k != "activities"} for lead in sample]
     (tmp_path / "leads.jsonl").write_text("\n".join(json.dumps(lead) for lead in bare) + "\n", encoding="utf-8")
     pq.write_table(pa.Table.from_struct_array(pa.array(events)), tmp_path / "events.parquet")
@@ -118,6 +121,7 @@ def test_activities_from_an_events_table_are_joined_by_lead_id(spark, tmp_path, 
                     golden.NOWS[0], activities=read_table(spark, str(tmp_path / "events.parquet"), text=False).df)
     got = {row["lead_id"]: row["decision"] for row in result.result.collect()}
     assert got == {lead["id"]: by_id[lead["id"]] for lead in sample}
+    assert result.unjoined_activities() == len(orphans)  # reported, never dropped silently
     result.close()
 
 
@@ -195,6 +199,7 @@ def test_cli_writes_decisions_and_errors_reproducibly_and_counts_reconcile(spark
                                                                             repo_policies):
     _, _, by_id = eval_output
     lines = [line for line in golden_jsonl.read_text(encoding="utf-8").splitlines() if line.strip()][:120]
+    lines.append('{"id": "L-BAD", "employees": "lots"}')  # an invalid lead beside the malformed line
     small = tmp_path / "small.jsonl"
     small.write_text("\n".join(lines) + "\n", encoding="utf-8")
     ids = [json.loads(line).get("id") if line.endswith("}") else None for line in lines]
