@@ -157,10 +157,12 @@ def decide(df: Any, bundle: Any, public_key: Any, as_of: datetime | str, mapping
            verify_now: datetime | None = None) -> Decisions:
     """Decide every lead of `df` with the signed `bundle` at `as_of` (see the module docstring).
 
-    `df`: a typed lead table, or JSON Lines text (`spark.read.text`, one `value` column). `mapping`: a CRM mapping
-    (preset name or YAML file, see engine.crm) that turns each row into a lead. `activities`: an events table,
-    joined by `activities_key` (or by the mapping's activity `lead_id`). `bundle`: a path or bytes, verified here with `public_key` (a PEM file, a
-    directory of them or a {key id: PEM} mapping) before any job runs; BundleError / PolicyError when it fails.
+    `df`: a typed lead table, or JSON Lines text (`spark.read.text`, one `value` column). `mapping`: a CRM
+    mapping (preset name or YAML file, see engine.crm) that turns each row into a lead. `activities`: an events
+    table, joined by `activities_key` (or by the mapping's activity `lead_id`). `bundle`: a path or bytes,
+    verified here with `public_key` (a PEM file, a directory of them or a {key id: PEM} mapping) before any job
+    runs; BundleError / PolicyError when it fails. `verify_now`: the instant the signature's expiry is checked at
+    (default: now); decisions use `as_of` only.
     """
     when = as_of_text(as_of)
     spark = df.sparkSession
