@@ -760,7 +760,7 @@ def spark_decide_cmd(input_path: str, input_format: str | None, key_path: str, a
         lines = str(exc).splitlines() or [type(exc).__name__]
         cause = next((line.split("Error: ", 1)[1] for line in reversed(lines)  # a worker's BundleError / LeadopsError
                       if line.startswith("engine.") and "Error: " in line), lines[0])
-        fail(f"{out_dir}: nothing written: {cause}")
+        fail(f"writing {out_dir} failed: {cause}")
     rows_in = result.rows_in()
     click.echo(f"{plural(rows_in, 'lead')} in: {plural(decided, 'decision')} in {out_dir}, "
                f"{plural(failed, 'error')} in {out_dir.rstrip('/')}/errors", err=True)
