@@ -808,6 +808,8 @@ def spark_impact_cmd(input_path: str, input_format: str | None, key_path: str, a
         _bundle_fail(exc)
     except PolicyError as exc:
         _git_fail(exc)
+    except LeadopsError as exc:
+        fail(str(exc))
     click.echo(render.to_json(report.to_dict()) if fmt == "json" else report.markdown() if fmt == "markdown"
                else report.text(), nl=fmt != "markdown")
     if report.blocked:

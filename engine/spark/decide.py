@@ -23,6 +23,7 @@ from engine.policyset import parse_instant, require_aware
 from engine.spark.inputs import Prepared, prepare
 from engine.spark.mapped import MappingSource, keyed, load_on_driver, worker_mapping
 from engine.spark.rows import ID_COLUMN, raw_leads, with_activities
+from engine.spark.session import require_map_in_arrow
 from engine.spark.shipping import Shipment, Verified, ship, worker_policy_set
 
 # One result row per input row: the outcome, the error (if any), the decision JSON and its flat columns.
@@ -164,6 +165,7 @@ def decide(df: Any, bundle: Any, public_key: Any, as_of: datetime | str, mapping
     runs; BundleError / PolicyError when it fails. `verify_now`: the instant the signature's expiry is checked at
     (default: now); decisions use `as_of` only.
     """
+    require_map_in_arrow()
     when = as_of_text(as_of)
     spark = df.sparkSession
     shipped = ship(spark, bundle, public_key, now=verify_now)

@@ -23,6 +23,7 @@ from engine.spark.inputs import prepare
 from engine.errors import LeadError
 from engine.spark.mapped import MappingSource, keyed, load_on_driver, worker_mapping
 from engine.spark.rows import ACTIVITIES_COLUMN, ID_COLUMN, TEXT_COLUMN, raw_leads, with_activities
+from engine.spark.session import require_map_in_arrow
 from engine.spark.shipping import Shipment, ship, worker_policy_set
 
 STATE_SCHEMA = "partition int, state string"
@@ -123,6 +124,7 @@ def impact(df: Any, base_bundle: Any, head_bundle: Any, public_key: Any, as_of: 
     checked against the head's policy set and reads every row for both. `max_changed`
     defaults to the policies' `guard.max_changed_percent`, as in `leadops diff`.
     """
+    require_map_in_arrow()
     when = as_of_text(as_of)
     spark = df.sparkSession
     base = ship(spark, base_bundle, public_key, now=verify_now)

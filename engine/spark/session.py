@@ -37,4 +37,16 @@ def local_session(master: str | None = "local[2]", *, shuffle_partitions: int | 
     return spark
 
 
-__all__ = ["local_session"]
+def require_map_in_arrow() -> None:
+    """PySpark's `mapInArrow` refuses to run without pandas (its UDF plumbing checks for it, though no pandas step
+    runs): say so in one line instead of a traceback from inside PySpark."""
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        from engine.errors import LeadopsError
+
+        raise LeadopsError("Spark's DataFrame.mapInArrow needs pandas installed next to pyspark: "
+                           "pip install 'pandas>=2.2,<3'") from None
+
+
+__all__ = ["local_session", "require_map_in_arrow"]
