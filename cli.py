@@ -703,6 +703,17 @@ def _spark_as_of(as_of: str) -> datetime:
         raise
 
 
+def _spark_run(call: Any) -> Any:
+    """`call()`, with a rejected bundle (`error: <code>: <reason>`), a policy or mapping with located diagnostics,
+    or any other leadops user error as one message, exit 1."""
+    try:
+        return call()
+    except PolicyError as exc:
+        _git_fail(exc)
+    except LeadopsError as exc:
+        fail(str(exc))
+
+
 def _spark_inputs(input_path: str, input_format: str | None, activities_path: str | None,
                   master: str | None) -> tuple[Any, Any, Any]:
     """(session, lead input, events frame or None) with user errors as one line and exit 1."""
@@ -737,7 +748,6 @@ def spark_decide_cmd(input_path: str, input_format: str | None, key_path: str, a
     Example:
       leadops spark decide --input leads.jsonl --bundle dist/leadops.tar.gz --key keys/ci.public.pem --as-of 2026-11-23T09:00:00+10:00 --out decisions/ --master local[2]
     """
-    from engine.bundle import BundleError
     from engine.spark import decide
 
     when = _spark_as_of(as_of)
@@ -746,14 +756,8 @@ def spark_decide_cmd(input_path: str, input_format: str | None, key_path: str, a
     if not overwrite and "://" not in out_dir and Path(out_dir).exists():
         fail(f"{out_dir} already exists; choose another --out or add --overwrite")
     spark, leads, events = _spark_inputs(input_path, input_format, activities_path, master)
-    try:
-        result = decide(leads.df, bundle_file, key_path, when, mapping, events, activities_key=activities_key)
-    except BundleError as exc:
-        _bundle_fail(exc)
-    except PolicyError as exc:
-        _git_fail(exc)
-    except LeadopsError as exc:
-        fail(str(exc))
+    result = _spark_run(lambda: decide(leads.df, bundle_file, key_path, when, mapping, events,
+                                       activities_key=activities_key))
     try:
         decided, failed = result.write(out_dir, overwrite=overwrite)
     except Exception as exc:  # noqa: BLE001 - Spark wraps user-visible causes (existing DIR, unreadable input)
@@ -792,7 +796,6 @@ def spark_impact_cmd(input_path: str, input_format: str | None, key_path: str, a
     Example:
       leadops spark impact --input leads.parquet --base dist/main.tar.gz --head dist/pr-42.tar.gz --key keys/ --as-of 2026-11-23T09:00:00+10:00 --format markdown
     """
-    from engine.bundle import BundleError
     from engine.spark import impact
 
     when = _spark_as_of(as_of)
@@ -800,16 +803,9 @@ def spark_impact_cmd(input_path: str, input_format: str | None, key_path: str, a
         if not Path(path).is_file():
             fail(f"bundle file {path} does not exist")
     spark, leads, events = _spark_inputs(input_path, input_format, activities_path, master)
-    try:
-        report = impact(leads.df, base_bundle, head_bundle, key_path, when, mapping=mapping, activities=events,
-                        activities_key=activities_key, max_examples=examples, max_changed=max_changed,
-                        acknowledge=acknowledge, source=leads.source)
-    except BundleError as exc:
-        _bundle_fail(exc)
-    except PolicyError as exc:
-        _git_fail(exc)
-    except LeadopsError as exc:
-        fail(str(exc))
+    report = _spark_run(lambda: impact(leads.df, base_bundle, head_bundle, key_path, when, mapping=mapping,
+                                       activities=events, activities_key=activities_key, max_examples=examples,
+                                       max_changed=max_changed, acknowledge=acknowledge, source=leads.source))
     click.echo(render.to_json(report.to_dict()) if fmt == "json" else report.markdown() if fmt == "markdown"
                else report.text(), nl=fmt != "markdown")
     if report.blocked:
