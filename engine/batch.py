@@ -119,12 +119,11 @@ class _Evaluator:
                 elif mapping is not None:
                     record, acts = item if isinstance(item, tuple) else (item, None)
                     raw = record
-                    for name in mapping.unused_fields(record):
+                    raw, extra, act_extra = mapping.map_record(record, acts, number)
+                    for name in extra:
                         unused[name] = unused.get(name, 0) + 1
-                    for act in acts or ():
-                        for name in mapping.unused_activity_fields(act[1] if isinstance(act, tuple) else act):
-                            unused["activities: " + name] = unused.get("activities: " + name, 0) + 1
-                    raw = mapping.to_lead(record, acts, number)
+                    for name in act_extra:
+                        unused["activities: " + name] = unused.get("activities: " + name, 0) + 1
                 else:
                     raw = item
                 decision = evaluate(raw, now, explain).to_dict()

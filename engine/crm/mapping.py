@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import difflib
 import json
+import weakref
 from collections.abc import Callable, Iterable, Mapping as MappingABC
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +47,14 @@ class MappingError(LeadError):
         self.closest = closest
 
 
-@dataclass
 class Context:
-    """Per-record state while mapping: the row (for messages) and the column each value came from."""
+    """Per-record state while mapping: the row (for messages) and what a row is ("row", "activity row")."""
 
-    row: int | None = None
-    what: str = "row"
+    __slots__ = ("row", "what")
+
+    def __init__(self, row: int | None = None, what: str = "row"):
+        self.row = row
+        self.what = what
 
     def where(self, column: str) -> str:
         place = f"{self.what} {self.row}" if self.row is not None else self.what
@@ -116,6 +119,9 @@ class FieldRule:
     reverse: dict[Any, list[tuple[tuple[str, ...], Any]]] = field(default_factory=dict)  # value -> (columns, spelling)
     candidates: tuple[str, ...] = ()
     late: bool = False  # stage_dates: read after the other fields (it needs the mapped stage)
+    simple: tuple[tuple[str, ...], Any] | None = None  # a plain `from`: (candidate columns, convert)
+    joined: tuple[tuple[tuple[str, ...], ...], Any] | None = None  # a `join`: (candidates per part, convert)
+    dated: tuple[dict[str, tuple[str, ...]], Any] | None = None  # `stage_dates`: (stage -> candidates, convert)
 
 
 class Mapping:
@@ -135,7 +141,7 @@ class Mapping:
         self._declared = frozenset(s for r in rules for s in r.sources) | frozenset(ignore)
         self._activity_declared = frozenset(s for r in activity_rules for s in r.sources) | frozenset(activity_ignore) \
             | frozenset(activity_key.sources if activity_key else ())
-        self._unused_cache: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._plans: dict[tuple[Any, ...], tuple[Callable[..., dict[str, Any]], tuple[str, ...]]] = {}
         self._by_target = {r.target.name: r for r in rules}
 
     def __repr__(self) -> str:
@@ -147,40 +153,78 @@ class Mapping:
 
         `activities`: source activity rows already joined to this record (dicts, or (row, dict) pairs so that
         errors name the activity file's row)."""
-        if not isinstance(record, MappingABC):
+        return self.map_record(record, activities, row)[0]
+
+    def map_record(self, record: Any, activities: Iterable[Any] | None = None, row: int | None = None,
+                   ) -> tuple[dict[str, Any], list[str], list[str]]:
+        """(lead, unused record fields, unused activity fields): `to_lead` plus what the batch reports."""
+        if record.__class__ is not dict and not isinstance(record, MappingABC):
             raise MappingError(f"{Context(row).where('')}: a record must be an object, got {type(record).__name__}",
                                code="MAP000", row=row)
         ctx = Context(row)
-        if self.strict:
-            self._refuse_unused(self.unused_fields(record), ctx, "")
-        lead = self._apply(self.rules, record, ctx)
+        plan, unused_names = self._plan(self.rules, record, self._declared)
+        unused = _with_values(plan[0], unused_names) if unused_names else []
+        if unused and self.strict:
+            self._refuse_unused(unused, ctx, "")
+        lead = _run_plan(plan, ctx)
+        act_unused: list[str] = []
         if activities is not None and self.activity_rules:
             acts = []
+            last_keys: Any = None
             for position, item in enumerate(activities, 1):
-                act_row, act = item if isinstance(item, tuple) else (position, item)
+                act_row, act = item if item.__class__ is tuple else (position, item)
                 actx = Context(act_row, "activity row")
-                if self.strict:
-                    self._refuse_unused(self.unused_activity_fields(act), actx, "activities")
-                mapped = self._apply(self.activity_rules, act, actx)
-                if mapped.get("type") is not None:  # a `skip` spelling: declared as not a lead activity
+                if last_keys is not None and act.keys() == last_keys and dict not in map(type, act.values()):
+                    act_plan, names = (act, act_plan[1]), names  # same columns as the row before: same plan
+                else:
+                    act_plan, names = self._plan(self.activity_rules, act, self._activity_declared)
+                    last_keys = act.keys() if act_plan[0] is act else None
+                if names:
+                    extra = _with_values(act_plan[0], names)
+                    if extra and self.strict:
+                        self._refuse_unused(extra, actx, "activities")
+                    act_unused.extend(extra)
+                mapped = act_plan[1](act_plan[0], actx)
+                if "type" in mapped:  # absent: a `skip` spelling, declared as not a lead activity
                     acts.append(mapped)
             if acts:
-                acts.sort(key=lambda a: str(a.get("at", "")))
+                if len(acts) > 1:
+                    acts.sort(key=_activity_time)
                 lead["activities"] = acts
-        return lead
+        return lead, unused, act_unused
 
-    def _apply(self, rules: list[FieldRule], record: MappingABC[str, Any], ctx: Context) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for rule in rules:
-            value = rule.get(record, out, ctx)
-            if value is _ABSENT:
-                if rule.required:
-                    names = ", ".join(f"'{c}'" for c in rule.candidates) or "its source"
-                    raise MappingError(f"{ctx.where('')}: no value for {rule.target.name} (looked in {names})",
-                                       rule.target.name, "MAP006", row=ctx.row)
-                continue
-            _put(out, rule.target.path, value)
-        return out
+    def _plan(self, rules: list[FieldRule], record: MappingABC[str, Any], declared: frozenset[str],
+              ) -> tuple[tuple[MappingABC[str, Any], Callable[..., dict[str, Any]]], tuple[str, ...]]:
+        """((flat record, steps), undeclared fields) — the steps for records with these keys are built once:
+        for each `from` rule, only the candidate columns this record has (the batch path's fast path)."""
+        flat = _flatten(record) if dict in map(type, record.values()) else record
+        key = (id(rules), *flat)
+        cached = self._plans.get(key)
+        if cached is None:
+            present = set(flat)
+            steps: list[tuple[Any, ...]] = []
+            for rule in rules:
+                if rule.joined is not None:
+                    parts = tuple(tuple(n for n in part if n in present) for part in rule.joined[0])
+                    steps.append((rule, parts, rule.joined[1]))
+                    continue
+                if rule.dated is not None:  # stage -> the candidate columns this record has
+                    by_stage = {st: tuple(n for n in names if n in present) for st, names in rule.dated[0].items()}
+                    steps.append((rule, {st: c for st, c in by_stage.items() if c}, rule.dated[1]))
+                    continue
+                if rule.simple is None:
+                    steps.append((rule, None, None))
+                    continue
+                names, convert = rule.simple
+                cols = tuple(n for n in names if n in present)
+                if cols or rule.required:
+                    steps.append((rule, cols, convert))
+            unused = tuple(name for name in flat if not _declared(name, declared))
+            cached = (_compile_steps(steps), unused)
+            if len(self._plans) >= 256:  # records of ever new shapes: start over rather than grow without bound
+                self._plans.clear()
+            self._plans[key] = cached
+        return (flat, cached[0]), cached[1]
 
     def _refuse_unused(self, unused: list[str], ctx: Context, prefix: str) -> None:
         if unused:
@@ -196,21 +240,14 @@ class Mapping:
 
     # ---------------------------------------------------------------- nothing silently dropped
     def unused_fields(self, record: MappingABC[str, Any]) -> list[str]:
-        """Source fields of `record` with a value that no rule of the mapping names (nor `ignore`)."""
-        return self._unused(record, self._declared)
+        """Source fields of `record` with a value that no rule of the mapping names (nor `ignore`); nested JSON
+        fields by dotted path ("properties.phone")."""
+        plan, unused = self._plan(self.rules, record, self._declared)
+        return _with_values(plan[0], unused)
 
     def unused_activity_fields(self, record: MappingABC[str, Any]) -> list[str]:
-        return self._unused(record, self._activity_declared)
-
-    def _unused(self, record: MappingABC[str, Any], declared: frozenset[str]) -> list[str]:
-        keys = tuple(record)
-        cached = self._unused_cache.get(keys) if declared is self._declared else None
-        if cached is None:
-            cached = tuple(_undeclared(record, declared, ""))
-            if declared is self._declared and not any(isinstance(v, dict) for v in record.values()):
-                if len(self._unused_cache) < 64:
-                    self._unused_cache[keys] = cached
-        return [name for name in cached if _has_value(_lookup(record, name))]
+        plan, unused = self._plan(self.activity_rules, record, self._activity_declared)
+        return _with_values(plan[0], unused)
 
     # ---------------------------------------------------------------- leads -> source (presets reversed)
     def source_name(self, target: str, prefer: str = "first") -> str | None:
@@ -238,6 +275,132 @@ class Mapping:
         return self._by_target.get(target)
 
 
+def _run_plan(plan: tuple[MappingABC[str, Any], Callable[..., dict[str, Any]]], ctx: Context) -> dict[str, Any]:
+    flat, run = plan
+    return run(flat, ctx)
+
+
+def _activity_time(activity: dict[str, Any]) -> str:
+    return str(activity.get("at", ""))
+
+
+def _missing(rule: FieldRule, ctx: Context) -> None:
+    names = ", ".join(f"'{c}'" for c in rule.candidates) or "its source"
+    raise MappingError(f"{ctx.where('')}: no value for {rule.target.name} (looked in {names})",
+                       rule.target.name, "MAP006", row=ctx.row)
+
+
+_EMPTY = "raw is None or raw == '' or (raw.__class__ is str and raw.isspace())"
+
+
+def _join_lines(i: int, parts: tuple[tuple[str, ...], ...], exact: bool) -> list[str]:
+    """Generated lines of a `join` step: each part's first non-empty column, joined with '/'."""
+    lines = ["    parts = []"]
+    for cols in parts:
+        indent = "    "
+        for col in cols:
+            lines += [f"{indent}raw = flat[{col!r}]", f"{indent}if not ({_EMPTY}):",
+                      f"{indent}    parts.append(raw.strip() if raw.__class__ is str else _spelling(raw))",
+                      f"{indent}else:"]
+            indent += "    "
+        lines.append(f"{indent}parts.append('')")
+    label = "/".join(cols[0] if cols else "" for cols in parts)
+    lines += ["    text = '/'.join(parts).rstrip('/')", "    if text:"]
+    if exact:
+        lines += [f"        v = m{i}.get(text, _ABSENT)", "        if v is _ABSENT:",
+                  f"            v = c{i}(text, {label!r}, ctx)", "        elif v is _MARK:", "            v = _ABSENT"]
+    else:
+        lines.append(f"        v = c{i}(text, {label!r}, ctx)")
+    return lines
+
+
+def _compile_steps(steps: list[tuple[Any, ...]]) -> Callable[..., dict[str, Any]]:
+    """The steps of one record shape as straight-line Python (compiled once per shape): each column read
+    directly, plain strings and exact value-map hits inlined, everything else through the rule's converter.
+    Only generated names and repr()'d column names appear in the source."""
+    env: dict[str, Any] = {"_ABSENT": _ABSENT, "_MARK": _ABSENT_MARK, "_put": _put, "_missing": _missing,
+                           "_spelling": spelling, "_CoerceError": CoerceError}
+    lines = ["def run(flat, ctx):", "    out = {}"]
+    for i, (rule, cols, convert) in enumerate(steps):
+        env[f"r{i}"], env[f"c{i}"] = rule, convert
+        path = rule.target.path
+        assign = f"out[{path[0]!r}] = v" if len(path) == 1 else f"_put(out, {path!r}, v)"
+        if cols is None:
+            lines += [f"    v = r{i}.get(flat, out, ctx)", "    if v is not _ABSENT:", f"        {assign}"]
+            if rule.required:
+                lines += ["    else:", f"        _missing(r{i}, ctx)"]
+            continue
+        lines.append("    v = _ABSENT")
+        exact = getattr(convert, "exact", None)
+        if rule.dated is not None:  # cols: stage -> present candidate columns
+            env[f"d{i}"] = cols
+            lines += [f"    for col in d{i}.get(out.get('stage'), ()):", "        raw = flat[col]",
+                      f"        if not ({_EMPTY}):", f"            v = c{i}(raw, col, ctx)", "            break",
+                      "    if v is not _ABSENT:", f"        {assign}"]
+            continue
+        if rule.joined is not None:  # cols: the present candidates of each part
+            lines += _join_lines(i, cols, exact is not None)
+            if exact is not None:
+                env[f"m{i}"] = exact
+            lines += ["    if v is not _ABSENT:", f"        {assign}"]
+            if rule.required:
+                lines += ["    else:", f"        _missing(r{i}, ctx)"]
+            continue
+        if exact is not None:
+            env[f"m{i}"] = exact
+        indent = "    "
+        for col in cols:
+            lines += [f"{indent}raw = flat[{col!r}]", f"{indent}if not ({_EMPTY}):"]
+            body = indent + "    "
+            if getattr(convert, "plain", False):
+                lines.append(f"{body}v = raw.strip() if raw.__class__ is str else c{i}(raw, {col!r}, ctx)")
+            elif exact is not None:
+                lines += [f"{body}v = m{i}.get(raw, _ABSENT)", f"{body}if v is _ABSENT:",
+                          f"{body}    v = c{i}(raw, {col!r}, ctx)", f"{body}elif v is _MARK:", f"{body}    v = _ABSENT"]
+            elif getattr(convert, "coerce", None) is not None:  # the coercion itself; its error through c{i}
+                env[f"k{i}"] = convert.coerce
+                lines += [f"{body}try:", f"{body}    v = k{i}(raw)", f"{body}except _CoerceError:",
+                          f"{body}    v = c{i}(raw, {col!r}, ctx)"]
+            else:
+                lines.append(f"{body}v = c{i}(raw, {col!r}, ctx)")
+            lines.append(f"{indent}else:")
+            indent += "    "
+        lines.append(f"{indent}pass")
+        lines += ["    if v is not _ABSENT:", f"        {assign}"]
+        if rule.required:
+            lines += ["    else:", f"        _missing(r{i}, ctx)"]
+    lines.append("    return out")
+    exec(compile("\n".join(lines), "<leadops-mapping-plan>", "exec"), env)  # noqa: S102 - generated from ids only
+    return env["run"]
+
+
+def _flatten(record: MappingABC[str, Any], prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Nested JSON objects as dotted keys ({"properties": {"email": …}} -> {"properties.email": …})."""
+    out = {} if out is None else out
+    for key, value in record.items():
+        name = prefix + str(key)
+        if isinstance(value, MappingABC):
+            _flatten(value, name + ".", out)
+        else:
+            out[name] = value
+    return out
+
+
+def _declared(name: str, declared: frozenset[str]) -> bool:
+    """A field is declared when it, or an object holding it ("attributes" for "attributes.url"), is named."""
+    if name in declared:
+        return True
+    while "." in name:
+        name = name.rsplit(".", 1)[0]
+        if name in declared:
+            return True
+    return False
+
+
+def _with_values(flat: MappingABC[str, Any], names: tuple[str, ...]) -> list[str]:
+    return [n for n in names if _has_value(flat.get(n))]
+
+
 def _put(out: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     for part in path[:-1]:
         out = out.setdefault(part, {})
@@ -262,17 +425,6 @@ def _lookup(record: MappingABC[str, Any], name: str) -> Any:
         if current is _ABSENT:
             return _ABSENT
     return current
-
-
-def _undeclared(record: MappingABC[str, Any], declared: frozenset[str], prefix: str) -> Iterable[str]:
-    for key, value in record.items():
-        name = prefix + str(key)
-        if name in declared:
-            continue
-        if isinstance(value, MappingABC) and value:
-            yield from _undeclared(value, declared, name + ".")
-        else:
-            yield name
 
 
 # ------------------------------------------------------------------------------------------ compiling
@@ -348,8 +500,11 @@ class _Builder:
         get = self.getter(spec, path, target, sources)
         reverse = self.reverse_map(spec)
         candidates = tuple(_candidates(spec))
+        simple = (tuple(get.names), get.convert) if hasattr(get, "names") else None
+        joined = (tuple(tuple(p) for p in get.parts), get.convert) if hasattr(get, "parts") else None
+        dated = (get.stage_dates, get.convert) if hasattr(get, "stage_dates") else None
         return FieldRule(target, get, tuple(sources), bool(spec.get("required")), reverse, candidates,
-                         late="stage_dates" in spec)
+                         late="stage_dates" in spec, simple=simple, joined=joined, dated=dated)
 
     # ---------------------------------------------------------------- getters
     def getter(self, spec: dict[str, Any], path: tuple[Any, ...], target: Target, sources: list[str]) -> Getter:
@@ -390,6 +545,10 @@ class _Builder:
             if column is None:
                 return _ABSENT
             return convert(raw, column, ctx)
+        if kind == "from":
+            get.names, get.convert = names, convert  # type: ignore[attr-defined]  # the plan's fast path
+        else:
+            get.parts, get.convert = parts, convert  # type: ignore[attr-defined]
         return get
 
     def stage_dates(self, spec: dict[str, Any], path: tuple[Any, ...], target: Target, sources: list[str]) -> Getter:
@@ -408,6 +567,8 @@ class _Builder:
                 return _ABSENT
             column, raw = read(record)
             return _ABSENT if column is None else convert(raw, column, ctx)
+        get.stage_dates = {stage: tuple(_names(names)) for stage, names in spec["stage_dates"].items()}  # type: ignore[attr-defined]
+        get.convert = convert  # type: ignore[attr-defined]
         return get
 
     def convert(self, spec: dict[str, Any], path: tuple[Any, ...], target: Target) -> Callable[[Any, str, Context], Any]:
@@ -428,6 +589,9 @@ class _Builder:
                 code = "MAP004" if target.type == "date-time" else "MAP002"
                 raise MappingError(f"{ctx.where(column)}: {_show(raw)} is not {exc.expected} (lead field {name})",
                                    name, code, row=ctx.row, column=column, value=raw) from None
+        convert.exact = getattr(lookup, "exact", None)  # type: ignore[attr-defined]  # generated plans inline these
+        convert.plain = lookup is None and not skip and coerce is spelling  # type: ignore[attr-defined]
+        convert.coerce = coerce if lookup is None and not skip else None  # type: ignore[attr-defined]
         return convert
 
     def coercion(self, spec: dict[str, Any], path: tuple[Any, ...], target: Target) -> Callable[[Any], Any]:
@@ -437,7 +601,7 @@ class _Builder:
             if kind not in ("integer", "number"):
                 self.error("MAPPING006", f"band applies to numbers; {target.name} is {kind}", path + ("band",))
             bound = spec["band"]
-            return lambda raw: to_band(raw, bound)
+            return partial(to_band, bound=bound)
         tz = spec.get("time_zone", self.time_zone)
         if "time_zone" in spec:
             try:
@@ -445,13 +609,13 @@ class _Builder:
             except ValueError as exc:
                 self.error("MAPPING004", str(exc), path + ("time_zone",), "use an IANA name such as UTC or Europe/London")
         if kind == "integer":
-            return lambda raw: to_number(raw, True)
+            return partial(to_number, integer=True)
         if kind == "number":
-            return lambda raw: to_number(raw, False)
+            return partial(to_number, integer=False)
         if kind == "boolean":
             return to_bool
         if kind == "date-time":
-            return lambda raw: to_datetime(raw, tz)
+            return partial(to_datetime, zone_name=tz)
         if enum is not None:
             unknown = spec.get("unknown", "error")
             options = sorted(map(str, enum))
@@ -523,6 +687,7 @@ class _Builder:
             raise MappingError(f"{ctx.where(column)}: unknown value {_show(raw)} for {name}{hint} "
                                f"(add it to the mapping's {table_key} for {name})",
                                name, "MAP001", row=ctx.row, column=column, value=raw, closest=close[0] if close else None)
+        lookup.exact = exact  # type: ignore[attr-defined]
         return lookup
 
     def native(self, text: str, target: Target, path: tuple[Any, ...]) -> Any:
@@ -596,11 +761,22 @@ def _reader(names: list[str]) -> Callable[[MappingABC[str, Any]], tuple[str | No
             return only, value
         return read_one
 
+    dotted = tuple((name, "." in name) for name in names)
+
     def read(record: MappingABC[str, Any]) -> tuple[str | None, Any]:
-        for name in names:
-            value = _lookup(record, name)
-            if _has_value(value):
-                return name, value
+        for name, has_dot in dotted:
+            value = record.get(name)
+            if value is None:
+                if not has_dot:
+                    continue
+                value = _lookup(record, name)
+                if value is _ABSENT:
+                    continue
+            if value is None or value == "" or (value.__class__ is str and value.isspace()):
+                continue
+            if value == {} or value == []:
+                continue
+            return name, value
         return None, None
     return read
 
@@ -618,14 +794,19 @@ def _joiner(readers: list[Callable[[MappingABC[str, Any]], tuple[str | None, Any
 # ------------------------------------------------------------------------------------------ loading
 
 
-def load_mapping(spec: str | Path, policyset: Any, *, strict: bool = False) -> Mapping:
-    """A preset by name ("hubspot", "salesforce") or a mapping YAML file, checked against `policyset`'s lead
-    schema, stages and teams. Raises engine.PolicyError with located diagnostics (file:line:col + hint)."""
+def load_mapping(spec: str | Path, policyset: Any, *, strict: bool = False, search: str | Path | None = None) -> Mapping:
+    """A mapping YAML file, or a name: `search`/NAME.yaml (a policy repository's own mappings, e.g.
+    policies/mappings/hubspot.yaml from `leadops init --crm hubspot`) before the preset of that name. Checked
+    against `policyset`'s lead schema, stages and teams; raises engine.PolicyError with located diagnostics."""
     text = str(spec)
     path = Path(text)
-    if text in presets() and not path.is_file():
-        path = PRESET_DIR / f"{text}.yaml"
-        shown = f"preset:{text}"
+    own = Path(search) / f"{text}.yaml" if search is not None and "/" not in text and not text.endswith(".yaml") else None
+    if path.is_file() and (text.endswith((".yaml", ".yml")) or "/" in text):
+        shown = text
+    elif own is not None and own.is_file():
+        path, shown = own, str(own)
+    elif text in presets():
+        path, shown = PRESET_DIR / f"{text}.yaml", f"preset:{text}"
     elif path.is_file():
         shown = text
     else:
@@ -633,6 +814,84 @@ def load_mapping(spec: str | Path, policyset: Any, *, strict: bool = False) -> M
                                       Location(text), checks.did_you_mean(text, presets()) +
                                       f"presets: {', '.join(presets())}; or give a mapping YAML file")])
     return compile_mapping(path.read_bytes(), shown, policyset, strict=strict)
+
+
+_PRESET_CACHE: "weakref.WeakKeyDictionary[Any, dict[str, Mapping]]" = weakref.WeakKeyDictionary()
+
+
+def preset_for(policyset: Any, name: Any) -> Mapping:
+    """A preset compiled once per policy set (the decision service); ValueError naming the presets otherwise."""
+    if not isinstance(name, str) or name not in presets():
+        close = checks.did_you_mean(str(name), presets())
+        raise ValueError(f"unknown mapping {name!r}; {close}presets: {', '.join(presets())}")
+    cache = _PRESET_CACHE.setdefault(policyset, {})
+    if name not in cache:
+        cache[name] = load_mapping(name, policyset)
+    return cache[name]
+
+
+def preset_text_for(name: str, policyset: Any) -> str:
+    """A preset's YAML fitted to `policyset` (what `leadops init --crm NAME` writes to policies/mappings/): the
+    preset itself when it validates there; else stages the set does not have are read as no stage (`skip`),
+    their stage dates and the owners of reps it does not have are listed under `ignore`, with a header saying so.
+    The result always validates against `policyset` (ValueError for an unknown preset)."""
+    import yaml
+
+    if name not in presets():
+        raise ValueError(f"unknown CRM '{name}'; {checks.did_you_mean(name, presets())}one of: {', '.join(presets())}")
+    text = (PRESET_DIR / f"{name}.yaml").read_text(encoding="utf-8").replace("../../../schemas/", "../../schemas/")
+    try:
+        compile_mapping(text.encode(), f"{name}.yaml", policyset)
+        return text
+    except PolicyError:
+        pass
+    doc, _ = load_yaml(text, name)
+    stages = {s.id for s in (*policyset.model.stages.pipeline, *policyset.model.stages.detours)}
+    reps = {m.id for team in policyset.model.teams.values() for m in team.members}
+    lead, ignore, dropped = doc["lead"], doc.setdefault("ignore", []), []
+
+    def fit(spec: dict[str, Any]) -> None:
+        for stage in [k for k in spec.get("values", {}) if k not in stages]:
+            spec["skip"] = _names(spec.get("skip", [])) + _names(spec["values"].pop(stage))
+            dropped.append(stage)
+        for alternative in spec.get("first", []):
+            fit(alternative)
+
+    fit(lead.get("stage", {}))
+    dates = lead.get("stage_entered_at", {}).get("stage_dates", {})
+    for stage in [k for k in dates if k not in stages]:
+        ignore.extend(_names(dates.pop(stage)))
+    owner = lead.get("account_owner")
+    if owner and "owners" in owner:
+        owner["owners"] = {rep: ids for rep, ids in owner["owners"].items() if rep in reps}
+        if not owner["owners"]:
+            ignore.extend(_candidates(lead.pop("account_owner")))
+            doc["writeback"] = {k: v for k, v in doc.get("writeback", {}).items() if v.get("through") != "account_owner"}
+    header = (f"# yaml-language-server: $schema=../../schemas/mapping.schema.json\n"
+              f"# The {name} preset (engine/crm/presets/{name}.yaml) fitted to this policy set by `leadops init --crm "
+              f"{name}`.\n# Read as no stage (skip): the CRM stages for {', '.join(sorted(set(dropped))) or '-'}, which "
+              "this policy set does not have.\n# Owners: add `account_owner: {from: ..., owners: {<rep of teams.yaml>: "
+              "[<CRM owner id>, <owner name>]}}` once the reps are in teams.yaml.\n")
+    out = header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=110)
+    compile_mapping(out.encode(), f"{name}.yaml", policyset)  # never write a mapping that does not validate
+    return out
+
+
+def mapping_files(policy_dir: str | Path) -> list[Path]:
+    """The mapping files of a policy directory: <dir>/mappings/*.yaml (validated by `leadops validate`)."""
+    folder = Path(policy_dir) / "mappings"
+    return sorted(p for p in folder.glob("*.y*ml") if p.is_file()) if folder.is_dir() else []
+
+
+def validate_mapping_files(policy_dir: str | Path, policyset: Any) -> list[Diagnostic]:
+    """Diagnostics of every mapping file of a policy directory (empty when all are valid)."""
+    out: list[Diagnostic] = []
+    for path in mapping_files(policy_dir):
+        try:
+            compile_mapping(path.read_bytes(), str(path), policyset)
+        except PolicyError as exc:
+            out.extend(exc.diagnostics)
+    return out
 
 
 def compile_mapping(data: bytes, file: str, policyset: Any, *, strict: bool = False) -> Mapping:
@@ -664,4 +923,5 @@ def is_mapping_file(data: bytes) -> bool:
     return isinstance(doc, dict) and doc.get("kind") == "mapping"
 
 
-__all__ = ["Mapping", "MappingError", "compile_mapping", "is_mapping_file", "load_mapping", "presets", "schema_targets"]
+__all__ = ["Mapping", "MappingError", "compile_mapping", "is_mapping_file", "load_mapping", "mapping_files", "preset_for", "preset_text_for", "presets",
+           "schema_targets", "validate_mapping_files"]

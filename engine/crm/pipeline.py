@@ -32,15 +32,18 @@ def native_mapping(ps: Any) -> Mapping:
     return compile_mapping("\n".join(lines).encode(), "native", ps)
 
 
-def resolve_mapping(spec: str | None, ps: Any, input_format: str, strict: bool = False) -> Mapping | None:
-    """--mapping NAME|FILE; without it, CSV and Parquet are read as native leads, JSON as it is."""
+def resolve_mapping(spec: str | None, ps: Any, input_format: str, strict: bool = False,
+                    policy_dir: str | None = None) -> Mapping | None:
+    """--mapping NAME|FILE (NAME: policy_dir/mappings/NAME.yaml, else the preset); without it, CSV and Parquet
+    are read as native leads, JSON as it is."""
     if spec == "native" or (spec is None and input_format in ("csv", "parquet")):
         mapping = native_mapping(ps)
         mapping.strict = strict
         return mapping
     if spec is None:
         return None
-    return load_mapping(spec, ps, strict=strict)
+    search = Path(policy_dir or "policies") / "mappings"
+    return load_mapping(spec, ps, strict=strict, search=search)
 
 
 # ------------------------------------------------------------------------------------------ activities
