@@ -741,6 +741,164 @@ def serve_cmd(bundle_file: str | None, watch_dir: str | None, key_path: str, hos
     run(app, host=host, port=port, limits=limits, diagnostic_port=diagnostic_port)
 
 
+# ---- Spark: whole tables with a signed bundle ----
+
+
+@cli.group("spark")
+def spark_group() -> None:
+    """Decide or compare whole tables on Apache Spark with a signed bundle (also `python -m engine.spark`).
+
+    \b
+    Example:
+      leadops spark decide --input leads.parquet --bundle dist/leadops.tar.gz --key keys/ci.public.pem --as-of 2026-11-23T09:00:00+10:00 --out decisions/
+    """
+
+
+def spark_options(command: Any) -> Any:
+    """The input, key, time and session options every `leadops spark` command shares."""
+    for option in reversed([
+        click.option("--input", "input_path", metavar="PATH", required=True,
+                     help="Leads: Parquet file or directory, Delta table, JSON Lines (.jsonl) or a CRM CSV export."),
+        click.option("--input-format", type=click.Choice(["jsonl", "parquet", "delta", "csv"]),
+                     help="Say the input's format when the path does not (default: from the extension or content)."),
+        click.option("--key", "key_path", metavar="PUBLIC.pem|DIR", required=True, help="Trusted public key(s)."),
+        click.option("--as-of", "as_of", metavar="ISO8601", required=True,
+                     help="The decision time, with a UTC offset (never the cluster's clock or time zone)."),
+        click.option("--mapping", metavar="NAME|FILE",
+                     help="Read CRM rows through a mapping: a preset (hubspot, salesforce) or a mapping YAML file."),
+        click.option("--activities", "activities_path", metavar="PATH",
+                     help="An events table (Parquet, Delta, JSON Lines, CSV), one row per activity, joined by lead id."),
+        click.option("--activities-key", default="lead_id", show_default=True,
+                     help="The events table's lead id column."),
+        click.option("--master", metavar="URL", help="Spark master, e.g. local[4] (default: spark-submit's or the cluster's)."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _spark_as_of(as_of: str) -> datetime:
+    """--as-of, parsed as --now is (a usage error, exit 2, when it has no offset)."""
+    try:
+        return parse_now(as_of)
+    except click.BadParameter as exc:
+        exc.param_hint = "--as-of"
+        raise
+
+
+def _spark_run(call: Any) -> Any:
+    """`call()`, with a rejected bundle (`error: <code>: <reason>`), a policy or mapping with located diagnostics,
+    or any other leadops user error as one message, exit 1."""
+    try:
+        return call()
+    except PolicyError as exc:
+        _git_fail(exc)
+    except LeadopsError as exc:
+        fail(str(exc))
+
+
+def _spark_inputs(input_path: str, input_format: str | None, activities_path: str | None,
+                  master: str | None) -> tuple[Any, Any, Any]:
+    """(session, lead input, events frame or None) with user errors as one line and exit 1."""
+    from engine.spark import local_session, read_table
+
+    spark = local_session(master, shuffle_partitions=2 if master and master.startswith("local") else None)
+    try:
+        leads = read_table(spark, input_path, input_format)
+        events = read_table(spark, activities_path, text=False).df if activities_path else None
+    except LeadopsError as exc:
+        fail(str(exc))
+    return spark, leads, events
+
+
+@spark_group.command("decide")
+@spark_options
+@click.option("--bundle", "bundle_file", metavar="FILE", required=True, help="The signed policy bundle.")
+@click.option("--out", "out_dir", metavar="DIR", required=True, help="Parquet output: decisions in DIR, failed rows in DIR/errors.")
+@click.option("--overwrite", is_flag=True, help="Replace DIR if it exists (default: refuse).")
+def spark_decide_cmd(input_path: str, input_format: str | None, key_path: str, as_of: str, mapping: str | None,
+                     activities_path: str | None, activities_key: str, master: str | None, bundle_file: str,
+                     out_dir: str, overwrite: bool) -> None:
+    """Decide every lead of a table with a signed bundle; write decisions and failed rows as Parquet.
+
+    The bundle is verified here and again on every worker (exit 1 before anything is written when it fails).
+    Each output row has the flat decision columns (lead_id, score, grade, stage, owner, team, queue, first SLA …,
+    policy_revision), decision (the JSON `leadops eval` prints), bundle_sha256 and as_of; failed rows go to
+    DIR/errors with the reason. Ends with the counts: leads in = decisions + errors
+    (exit 2 when some rows failed).
+
+    \b
+    Example:
+      leadops spark decide --input leads.jsonl --bundle dist/leadops.tar.gz --key keys/ci.public.pem --as-of 2026-11-23T09:00:00+10:00 --out decisions/ --master local[2]
+    """
+    from engine.spark import decide
+
+    when = _spark_as_of(as_of)
+    if not Path(bundle_file).is_file():
+        fail(f"bundle file {bundle_file} does not exist")
+    if not overwrite and "://" not in out_dir and Path(out_dir).exists():
+        fail(f"{out_dir} already exists; choose another --out or add --overwrite")
+    spark, leads, events = _spark_inputs(input_path, input_format, activities_path, master)
+    result = _spark_run(lambda: decide(leads.df, bundle_file, key_path, when, mapping, events,
+                                       activities_key=activities_key))
+    try:
+        decided, failed = result.write(out_dir, overwrite=overwrite)
+    except Exception as exc:  # noqa: BLE001 - Spark wraps user-visible causes (existing DIR, unreadable input)
+        lines = str(exc).splitlines() or [type(exc).__name__]
+        cause = next((line.split("Error: ", 1)[1] for line in reversed(lines)  # a worker's BundleError / LeadopsError
+                      if line.startswith("engine.") and "Error: " in line), lines[0])
+        fail(f"writing {out_dir} failed: {cause}")
+    rows_in = result.rows_in()
+    click.echo(f"{plural(rows_in, 'lead')} in: {plural(decided, 'decision')} in {out_dir}, "
+               f"{plural(failed, 'error')} in {out_dir.rstrip('/')}/errors", err=True)
+    if events is not None and (unjoined := result.unjoined_activities()):
+        click.echo(f"{plural(unjoined, 'activity row')} of {activities_path} joined no lead (no lead id, or an id "
+                   "not in the input)", err=True)
+    if rows_in != decided + failed:
+        fail(f"counts do not reconcile: {rows_in} in, {decided + failed} out")
+    if failed:
+        raise SystemExit(2)
+
+
+@spark_group.command("impact")
+@spark_options
+@click.option("--base", "base_bundle", metavar="FILE", required=True, help="The signed bundle of the base revision.")
+@click.option("--head", "head_bundle", metavar="FILE", required=True, help="The signed bundle of the changed revision.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option("--max-changed", type=click.FloatRange(0, 100), metavar="PCT",
+              help="Exit 1 when more than PCT% of leads change stage or route (default: the policies' guard).")
+@click.option("--acknowledge", is_flag=True, help="The blast radius is intended: report it but do not fail.")
+@click.option("--examples", type=click.IntRange(0, 100), default=5, show_default=True, help="Example leads per kind of change.")
+def spark_impact_cmd(input_path: str, input_format: str | None, key_path: str, as_of: str, mapping: str | None,
+                     activities_path: str | None, activities_key: str, master: str | None, base_bundle: str,
+                     head_bundle: str, fmt: str,
+                     max_changed: float | None, acknowledge: bool, examples: int) -> None:
+    """The impact of a policy change on every lead of a table: `leadops diff`'s report from two signed bundles.
+
+    \b
+    Example:
+      leadops spark impact --input leads.parquet --base dist/main.tar.gz --head dist/pr-42.tar.gz --key keys/ --as-of 2026-11-23T09:00:00+10:00 --format markdown
+    """
+    from engine.spark import impact
+
+    when = _spark_as_of(as_of)
+    for path in (base_bundle, head_bundle):
+        if not Path(path).is_file():
+            fail(f"bundle file {path} does not exist")
+    spark, leads, events = _spark_inputs(input_path, input_format, activities_path, master)
+    report = _spark_run(lambda: impact(leads.df, base_bundle, head_bundle, key_path, when, mapping=mapping,
+                                       activities=events, activities_key=activities_key, max_examples=examples,
+                                       max_changed=max_changed, acknowledge=acknowledge, source=leads.source))
+    click.echo(render.to_json(report.to_dict()) if fmt == "json" else report.markdown() if fmt == "markdown"
+               else report.text(), nl=fmt != "markdown")
+    if report.blocked:
+        click.echo(f"error: {report.guard_line()}", err=True)
+        raise SystemExit(1)
+    if report.impact is not None and report.impact.errors:
+        click.echo(f"{plural(report.impact.errors, 'lead')} could not be evaluated (see the report); exit 2 = partial",
+                   err=True)
+        raise SystemExit(2)
+
+
 # ---- scenarios: test, record ----
 
 
