@@ -6,7 +6,6 @@ import ast
 import copy
 import json
 import pickle
-import timeit
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -386,23 +385,6 @@ def test_set_and_list_literal_values() -> None:
     assert run("(1, 2)") == (1, 2)
     assert run("{1, 1, 2}") == frozenset({1, 2})
     assert run("[1] + [2]") == (1, 2)
-
-
-# ------------------------------------------------------------------------------------ speed
-
-
-def test_speed_close_to_hand_written_lambda() -> None:
-    compiled = compile_expression(
-        'lead.employees >= 50 and lead.country in ["AU", "NZ"] and lead.company.industry == "software"', SCOPE
-    )
-    hand = lambda lead, now: (  # noqa: E731
-        lead["employees"] >= 50 and lead["country"] in ("AU", "NZ") and lead["company"]["industry"] == "software"
-    )
-    lead = LEADS.prepare(FULL_LEAD)
-    fn = compiled.fn
-    fast = min(timeit.repeat("fn(lead, now)", globals={"fn": fn, "lead": lead, "now": NOW}, number=20_000, repeat=5))
-    ref = min(timeit.repeat("fn(lead, now)", globals={"fn": hand, "lead": lead, "now": NOW}, number=20_000, repeat=5))
-    assert fast / ref < 2.0  # measured ≈1.05–1.15 on a quiet machine; generous bound for CI noise
 
 
 def test_want_bool_always_returns_a_real_bool() -> None:
