@@ -113,6 +113,10 @@ def validate(policies: str | None, rev: str | None, fmt: str) -> None:
 
     on_disk = rev is None and ":" not in (policies or "")
     scenario_diags = validate_scenarios(ps, default_scenario_paths(policies)) if on_disk else []
+    if on_disk:  # mapping files: <policies>/mappings/*.yaml (kind: mapping), checked against this policy set
+        from engine.crm.mapping import validate_mapping_files
+
+        scenario_diags = validate_mapping_files(policies or "policies", ps) + scenario_diags
     if scenario_diags:
         if fmt == "json":
             click.echo(render.diagnostics_json(scenario_diags, summary=info))
@@ -219,6 +223,59 @@ def lead_error_record(line: int, exc: Exception) -> dict[str, Any]:
     return error_record(line, exc)
 
 
+# ---- leads as CRMs hold them: the options every command that reads leads shares (engine/crm) ----
+
+CRM_EXTENSIONS = (".csv", ".tsv", ".parquet", ".pq")
+
+
+def lead_source_options(command: Any) -> Any:
+    """--mapping, --activities, --input-format, --encoding, --strict: spelled the same on eval, diff, record."""
+    for option in reversed([
+        click.option("--mapping", "mapping_spec", metavar="NAME|FILE",
+                     help="Read source records through a mapping: a preset (hubspot, salesforce) or a kind: mapping file."),
+        click.option("--activities", "activities_file", metavar="FILE",
+                     help="Activity rows (calls, emails, meetings) joined to the leads by lead id through the mapping."),
+        click.option("--input-format", type=click.Choice(["json", "jsonl", "csv", "parquet"]),
+                     help="Format of the lead and activity files (default: from the extension)."),
+        click.option("--encoding", metavar="NAME", help="Text encoding of CSV/JSON input (default: UTF-8, BOM or not)."),
+        click.option("--strict", is_flag=True, help="A source field that no mapping rule names is an error, not a warning."),
+    ]):
+        command = option(command)
+    return command
+
+
+def uses_crm_input(paths: tuple[str, ...] | list[str], mapping_spec: str | None, activities_file: str | None,
+                   input_format: str | None) -> bool:
+    """Whether leads are read through engine/crm (a mapping, an activities file, CSV/Parquet, a forced format)."""
+    return bool(mapping_spec or activities_file or input_format
+                or any(str(p).lower().endswith(CRM_EXTENSIONS) for p in paths))
+
+
+def open_crm_source(ps: "engine.PolicySet", path: str, mapping_spec: str | None, activities_file: str | None,
+                    input_format: str | None, encoding: str | None, strict: bool,
+                    policies: str | None = None) -> tuple[Any, Any]:
+    """(mapping or None, joined activities or None) for one lead file; a bad mapping exits 1 with its diagnostics.
+    A mapping NAME is looked up in <policies>/mappings/NAME.yaml first, then among the presets."""
+    from engine.crm.pipeline import read_activities, resolve_mapping
+    from engine.crm.records import EXTENSIONS, InputError, input_format as detect
+
+    try:
+        fmt = detect(path, input_format) if path != "-" else (input_format or "jsonl")
+        policy_dir = (policies or "policies").split(":", 1)[-1] if not Path(policies or "policies").is_dir() \
+            else (policies or "policies")
+        mapping = resolve_mapping(mapping_spec, ps, fmt, strict, policy_dir)
+        if activities_file and mapping is None:
+            fail("--activities needs --mapping (the mapping says how activity rows join leads)")
+        act_format = None if Path(activities_file or "").suffix.lower() in EXTENSIONS else input_format
+        acts = read_activities(activities_file, mapping, act_format, encoding) if activities_file else None
+    except PolicyError as exc:
+        click.echo(render.diagnostics_text(exc.diagnostics), err=True)
+        raise SystemExit(1) from None
+    except InputError as exc:
+        fail(str(exc))
+    return mapping, acts
+
+
 @cli.command("eval")
 @click.argument("leads", nargs=-1, metavar="[LEAD…|-]")
 @policy_options
@@ -227,20 +284,35 @@ def lead_error_record(line: int, exc: Exception) -> dict[str, Any]:
 @click.option("--explain", is_flag=True, help="Include a trace of every rule considered and why it did or did not fire.")
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, show_default=True,
               help="Worker processes for JSON Lines (0 = every core, 1 = no workers).")
+@lead_source_options
+@click.option("--out", "out_file", metavar="FILE", help="Write the decisions here (default: stdout, JSON Lines).")
+@click.option("--output-format", type=click.Choice(["jsonl", "csv", "parquet", "crm-csv"]),
+              help="jsonl, csv / parquet (flat decision columns) or crm-csv (the mapping's CRM import columns); "
+                   "default: from the --out extension.")
 def eval_cmd(leads: tuple[str, ...], policies: str | None, rev: str | None, now: str | None, fmt: str, explain: bool,
-             jobs: int) -> None:
-    """Evaluate one lead (a JSON object) or many (JSON Lines) into decisions.
+             jobs: int, mapping_spec: str | None, activities_file: str | None, input_format: str | None,
+             encoding: str | None, strict: bool, out_file: str | None, output_format: str | None) -> None:
+    """Evaluate one lead (a JSON object) or many (JSON Lines, CSV, Parquet, CRM exports) into decisions.
 
-    A JSON Lines input yields one output line per input line: a decision, or an error record with the
-    line number, the failing field and the reason, written in input order while every core works on the
-    decisions (--jobs). Exit 2 when any line failed (partial), 1 on a bad single lead.
+    A batch yields one output line per input record: a decision, or an error record with the line (row)
+    number, the failing field and the reason, written in input order while every core works on the
+    decisions (--jobs). Exit 2 when any record failed (partial), 1 on a bad single lead. With --mapping,
+    CRM records (HubSpot, Salesforce, a mapping file) become leads first; source fields no rule uses are
+    reported once per batch. --out writes JSON Lines, CSV or Parquet decision columns, or a CRM import CSV.
 
     \b
     Example:
       leadops eval scenarios/leads/icp-enterprise-brisbane.json --now 2026-11-23T09:00:00+10:00 --explain --format text
+      leadops eval scenarios/crm/hubspot-contacts.csv --mapping hubspot --activities scenarios/crm/hubspot-engagements.csv --out decisions.csv
     """
     when = parse_now(now)
     ps = open_policies(policies, rev)
+    if uses_crm_input(leads, mapping_spec, activities_file, input_format) or out_file or output_format:
+        if len(leads) != 1:
+            fail("give one lead file (or -) with --mapping, --activities, --out or a CSV/Parquet input")
+        _eval_records(ps, leads[0], when, fmt, explain, jobs, mapping_spec, activities_file, input_format, encoding,
+                      strict, out_file, output_format, policies)
+        return
     if len(leads) > 1:
         _eval_files(ps, leads, when, fmt, explain)
         return
@@ -257,6 +329,45 @@ def eval_cmd(leads: tuple[str, ...], policies: str | None, rev: str | None, now:
     total, failed = evaluate_lines(ps, lines, sys.stdout, when, explain=explain, fmt=fmt, jobs=jobs)
     click.echo(batch_summary(total, failed), err=True)
     if failed:
+        raise SystemExit(2)
+
+
+def _eval_records(ps: "engine.PolicySet", path: str, when: datetime, fmt: str, explain: bool, jobs: int,
+                  mapping_spec: str | None, activities_file: str | None, input_format: str | None,
+                  encoding: str | None, strict: bool, out_file: str | None, output_format: str | None,
+                  policies: str | None = None) -> None:
+    """A batch read through engine/crm: records -> (mapping) -> decisions in input order -> the chosen output."""
+    from engine.batch import evaluate_items
+    from engine.crm.pipeline import Output, output_format as out_format, source_items, unused_report
+    from engine.crm.records import InputError
+
+    if path != "-" and not Path(path).is_file():
+        fail(f"lead file '{path}' does not exist")
+    mapping, acts = open_crm_source(ps, path, mapping_spec, activities_file, input_format, encoding, strict, policies)
+    try:
+        target = Output(out_file, out_format(out_file, output_format), mapping)
+        batch_fmt = "text" if fmt == "text" and target.batch_fmt == "json" else target.batch_fmt
+        items = source_items(path, mapping, input_format if path != "-" else (input_format or "jsonl"), encoding, acts)
+        try:
+            result = evaluate_items(ps, items, target.write, when, explain=explain, fmt=batch_fmt, jobs=jobs,
+                                    mapping=mapping)
+        finally:
+            target.close()
+    except InputError as exc:
+        fail(str(exc))
+    except LeadopsError as exc:
+        fail(str(exc))
+    summary = (f"{plural(result.total, 'record')} in = {plural(result.decisions, 'decision')} + "
+               f"{plural(result.failed, 'error record')}")
+    if target.errors_path and result.failed:
+        summary += f" (error records in {target.errors_path})"
+    click.echo(summary, err=True)
+    report = unused_report(result.unused)
+    if report:
+        click.echo(report, err=True)
+    for line in acts.report(activities_file or "") if acts is not None else []:
+        click.echo(line, err=True)
+    if result.failed or (acts is not None and acts.problems):
         raise SystemExit(2)
 
 
@@ -656,7 +767,11 @@ def test_cmd(paths: tuple[str, ...], policies: str | None, keyword: str | None, 
 @click.option("--now", metavar="ISO8601", help="The decision time (default: the current UTC time).")
 @click.option("--name", help="Scenario name (default: derived from the lead).")
 @click.option("--to", "to_file", metavar="FILE", help="Append the scenario to this file (created if missing).")
-def record_cmd(lead_path: str, policies: str | None, now: str | None, name: str | None, to_file: str | None) -> None:
+@lead_source_options
+@click.option("--row", type=click.IntRange(min=1), help="With a CRM file of several records: the row to record.")
+def record_cmd(lead_path: str, policies: str | None, now: str | None, name: str | None, to_file: str | None,
+               mapping_spec: str | None, activities_file: str | None, input_format: str | None, encoding: str | None,
+               strict: bool, row: int | None) -> None:
     """Turn a lead into a regression scenario whose expectation is today's decision.
 
     Records the fields a reviewer cares about (score, grade, stage, route, SLA due dates, fired scoring rules),
@@ -670,12 +785,17 @@ def record_cmd(lead_path: str, policies: str | None, now: str | None, name: str 
 
     when = parse_now(now)
     ps = open_policies(policies)
-    single, _lines = _read_single_or_lines(lead_path)
+    mapped = uses_crm_input((lead_path,), mapping_spec, activities_file, input_format) or bool(row)
+    if mapped:  # the mapped lead is written inline: the scenario must not depend on the export file
+        single = _one_mapped_lead(ps, lead_path, row, mapping_spec, activities_file, input_format, encoding, strict,
+                                  policies)
+    else:
+        single, _lines = _read_single_or_lines(lead_path)
     if single is None:
         fail(f"{lead_path}: record takes one lead (a JSON object)")
     label = name or f"lead {single.get('id', Path(lead_path).stem)} at {when.isoformat()}"
     try:
-        text, _ = sc.record(ps, single, when, label, Path(lead_path) if lead_path != "-" else None,
+        text, _ = sc.record(ps, single, when, label, Path(lead_path) if lead_path != "-" and not mapped else None,
                             Path(to_file) if to_file else None)
     except LeadError as exc:
         fail(f"invalid lead: {exc.field + ': ' if exc.field else ''}{exc.message}")
@@ -685,6 +805,40 @@ def record_cmd(lead_path: str, policies: str | None, now: str | None, name: str 
         click.echo(f"{to_file}: recorded scenario '{label}'")
     else:
         click.echo(text, nl=False)
+
+
+def _one_mapped_lead(ps: "engine.PolicySet", path: str, row: int | None, mapping_spec: str | None,
+                     activities_file: str | None, input_format: str | None, encoding: str | None, strict: bool,
+                     policies: str | None) -> dict[str, Any]:
+    """The one lead `record` takes from a CRM file: its only record, or the record at --row, mapped."""
+    from engine.crm.pipeline import source_items
+    from engine.crm.records import InputError
+
+    if path != "-" and not Path(path).is_file():
+        fail(f"lead file '{path}' does not exist")
+    mapping, acts = open_crm_source(ps, path, mapping_spec, activities_file, input_format, encoding, strict, policies)
+    chosen = None
+    try:
+        for number, item in source_items(path, mapping, input_format, encoding, acts):
+            if row is None and chosen is not None:
+                fail(f"{path}: record takes one lead; the file has several records: pick one with --row N")
+            if row is None or number == row:
+                chosen = (number, item)
+                if row is not None:
+                    break
+    except InputError as exc:
+        fail(str(exc))
+    if chosen is None:
+        fail(f"{path}: no record{f' at row {row}' if row else ''}")
+    number, item = chosen
+    try:
+        if isinstance(item, LeadError):
+            raise item
+        record, joined = item if isinstance(item, tuple) else (item, None)
+        return mapping.to_lead(record, joined, number) if mapping is not None else record
+    except LeadError as exc:
+        fail(f"{path}: row {number}: {exc.message}")
+    raise AssertionError("unreachable")
 
 
 # ---- scorecard: report ----
@@ -764,6 +918,83 @@ def report_cmd(leads: tuple[str, ...], policies: str | None, rev: str | None, no
         raise SystemExit(2)
 
 
+# ---- notify: Slack ----
+
+
+@cli.command("notify")
+@click.argument("leads", nargs=-1, required=True, metavar="LEADS…|-")
+@policy_options
+@click.option("--now", metavar="ISO8601", required=True, help="The time the run judges SLAs at (the cron job's time).")
+@click.option("--since", metavar="DATE", help="Only clock starts on or after this date (a first run need not post the past).")
+@click.option("--mapping", metavar="NAME|FILE", help="LEADS are CRM exports read through this mapping (a preset or a mapping YAML file).")
+@click.option("--activities", "activities_file", metavar="FILE", help="With --mapping: the activity export, joined to the leads.")
+@click.option("--stage", "stages", metavar="STAGE", multiple=True, default=("sql",), show_default=True,
+              help="Entries into this stage are announced as assignments (repeat for several).")
+@click.option("--state", "state_file", metavar="FILE", default=".leadops-notify.json", show_default=True,
+              help="Records what was sent (locked, replaced atomically): reruns never post an event twice.")
+@click.option("--webhook-file", metavar="FILE", help="File holding the incoming webhook URL (default: $LEADOPS_SLACK_WEBHOOK_URL); "
+              "never inside the policy directory.")
+@click.option("--dry-run", is_flag=True, help="Print the messages; post nothing, record nothing.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--jobs", "-j", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Worker processes for reading leads (0 = every core).")
+def notify_cmd(leads: tuple[str, ...], policies: str | None, rev: str | None, now: str, since: str | None,
+               mapping: str | None, activities_file: str | None, stages: tuple[str, ...], state_file: str,
+               webhook_file: str | None, dry_run: bool, fmt: str, jobs: int) -> None:
+    """Tell sales at once in Slack: each new SQL assigned (who, which lead, due time), each SLA at its warning
+    threshold and each SLA breached and unanswered (with the manager to escalate to), one Block Kit message per
+    event, addressed to the team's `slack_channel` of teams.yaml.
+
+    Reads LEADS as `leadops report` does. Posts to a Slack incoming webhook about one message a second, waits
+    out 429s (Retry-After) and retries 5xx with backoff, a bounded number of times. The state file makes it
+    safe to run from cron: an event already sent is never sent again, and overlapping runs wait for each other.
+    Exit 2 when a message could not be delivered or some leads could not be read (the next run retries the
+    messages), 1 on a bad policy, option, state file or webhook.
+
+    \b
+    Example:
+      leadops notify examples/report/leads.jsonl --now 2026-11-25T11:00:00+10:00 --since 2026-11-20 --dry-run
+    """
+    from datetime import date
+
+    from engine.notify import notify
+    from engine.notify.slack import Webhook, WebhookError, webhook_url
+    from engine.notify.state import StateError
+
+    when = parse_now(now)
+    try:
+        since_day = date.fromisoformat(since) if since else None
+    except ValueError:
+        raise click.BadParameter(f"'{since}' is not a date; write YYYY-MM-DD, e.g. 2026-11-01", param_hint="--since") from None
+    if activities_file and not mapping:
+        raise click.BadParameter("needs --mapping (activities come from a CRM export)", param_hint="--activities")
+    for f in (*leads, *([activities_file] if activities_file else [])):
+        if f != "-" and not Path(f).is_file():
+            fail(f"lead file '{f}' does not exist")
+    hook = None
+    try:
+        if not dry_run:
+            hook = Webhook(webhook_url(webhook_file, policies or "policies"))
+        run = notify(list(leads), when, policies=policies, rev=rev, mapping=mapping, activities=activities_file,
+                     since=since_day, stages=stages, state=state_file, webhook=hook, dry_run=dry_run, jobs=jobs)
+    except PolicyError as exc:
+        click.echo(render.diagnostics_text(exc.diagnostics), err=True)
+        raise SystemExit(1) from None
+    except (WebhookError, StateError) as exc:
+        fail(str(exc))
+    except (OSError, LeadopsError) as exc:
+        fail(f"cannot read leads: {exc}")
+    finally:
+        if hook is not None:
+            hook.close()
+    if fmt == "json":
+        click.echo(render.to_json(run.to_dict()))
+    else:
+        click.echo(run.text(), nl=False)
+    if run.failed or run.errors:
+        raise SystemExit(2)
+
+
 # ---- git workflow: diff, approvals, codeowners, init ----
 
 
@@ -786,14 +1017,17 @@ def _git_fail(exc: PolicyError) -> None:
 @click.option("--examples", type=click.IntRange(0, 100), default=5, show_default=True, help="Example leads per kind of change.")
 @click.option("--jobs", type=click.IntRange(0, 256), default=0, show_default=True,
               help="Worker processes for large lead files (0: automatic).")
+@lead_source_options
 def diff_cmd(base_rev: str, head_rev: str | None, policies: str, lead_files: tuple[str, ...], now: str | None, fmt: str,
-             max_changed: float | None, acknowledge: bool, examples: int, jobs: int) -> None:
+             max_changed: float | None, acknowledge: bool, examples: int, jobs: int, mapping_spec: str | None,
+             activities_file: str | None, input_format: str | None, encoding: str | None, strict: bool) -> None:
     """Semantic diff and impact report of a policy change, from git revisions.
 
     Lists the policy changes in words (rules added, removed, re-ordered; points, thresholds, windows, SLA hours,
     calendars) and evaluates both revisions on the same leads: stage from→to, route, grade, score and SLA due
     changes with example leads and the rules responsible. --format markdown is made for a pull-request comment.
-    Leads: the files given with --leads (JSON, JSON Lines or - for stdin), else every lead of the scenarios
+    Leads: the files given with --leads (JSON, JSON Lines, CSV, Parquet or - for stdin; CRM exports with
+    --mapping and --activities, as for eval), else every lead of the scenarios
     (scenarios/leads/*.json and the leads written inside scenario files). Exit 1 when more leads change stage
     or route than the blast-radius guard allows (unless --acknowledge); exit 2 when some leads could not be
     evaluated (the report counts them).
@@ -827,11 +1061,23 @@ def diff_cmd(base_rev: str, head_rev: str | None, policies: str, lead_files: tup
         big = any(p == "-" or (p.endswith((".jsonl", ".ndjson")) and Path(p).stat().st_size > 2_000_000) for p in paths)
         workers = jobs or (min(os.cpu_count() or 1, 8) if big else 1)
         total = (estimate_total(paths) if sys.stderr.isatty() else None) if paths else len(scenario_items)
+        lead_texts: Any = iter_lead_texts(paths) if paths else scenario_items
+        if paths and uses_crm_input(paths, mapping_spec, activities_file, input_format):
+            from engine.crm.pipeline import mapped_lead_texts
+
+            if len(paths) != 1 and activities_file:
+                fail("--activities joins one lead file: give one --leads FILE with it")
+            mapping, acts = open_crm_source(head_ps, paths[0], mapping_spec, activities_file, input_format, encoding,
+                                            strict, policies)
+            lead_texts = mapped_lead_texts(paths, mapping, input_format, encoding, acts)
+            total = None
         try:
-            impact = analyse(base_ps, head_ps, iter_lead_texts(paths) if paths else scenario_items, when, changes,
-                             max_examples=examples, jobs=workers, total=total)
+            impact = analyse(base_ps, head_ps, lead_texts, when, changes, max_examples=examples, jobs=workers,
+                             total=total)
         except OSError as exc:
             fail(f"cannot read leads: {exc}")
+        except LeadopsError as exc:
+            fail(str(exc))
     limits = [x for x in (max_changed,) if x is not None] or \
         [x for x in (base_ps.model.max_changed_percent, head_ps.model.max_changed_percent) if x is not None]
     command = " ".join(["leadops diff", f"--base {base_rev}"] + ([f"--head {head_rev}"] if head_rev else [])
@@ -962,7 +1208,9 @@ def codeowners_cmd(policies: str, output: str | None, check: bool) -> None:
 @click.argument("directory", metavar="DIR")
 @click.option("--name", help="Policy set name (default: from DIR).")
 @click.option("--git/--no-git", "use_git", default=True, show_default=True, help="Run `git init` in DIR.")
-def init_cmd(directory: str, name: str | None, use_git: bool) -> None:
+@click.option("--crm", type=click.Choice(["hubspot", "salesforce"]),
+              help="Start with this CRM's mapping in policies/mappings/ (leadops eval export.csv --mapping CRM).")
+def init_cmd(directory: str, name: str | None, use_git: bool, crm: str | None) -> None:
     """Scaffold a new policy repository that validates and passes its own tests immediately.
 
     Writes policies/, schemas/, scenarios/, .github/workflows/ (pull request and release), .github/CODEOWNERS,
@@ -975,7 +1223,7 @@ def init_cmd(directory: str, name: str | None, use_git: bool) -> None:
     from engine.scaffold import ScaffoldError, scaffold
 
     try:
-        done = scaffold(directory, name=name, git=use_git)
+        done = scaffold(directory, name=name, git=use_git, crm=crm)
     except ScaffoldError as exc:
         fail(str(exc))
     except OSError as exc:

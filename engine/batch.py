@@ -74,56 +74,109 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # =
 
 
 class _Evaluator:
-    """Turns chunks of (line number, text) into output text; one per process."""
+    """Turns chunks of (line number, item) into output; one per process.
 
-    def __init__(self, ps: Any, now: datetime, explain: bool, fmt: str):
+    An item is a JSON line (str), an already-read record (dict: a native lead, or a source record when a
+    mapping is given), a (record, activities) pair for a mapping, or a read error (LeadError) to pass on.
+    With ``fmt="rows"`` the output is a list of ("decision", flat columns) / ("error", error record)."""
+
+    def __init__(self, ps: Any, now: datetime, explain: bool, fmt: str, mapping: Any = None):
         self.ps = ps
         self.now = now
         self.explain = explain
         self.text = fmt == "text"
+        self.rows = fmt == "rows"
+        self.mapping = mapping
         self.loads = Decoder(nonfinite=True).decode  # NaN/Infinity: left to the lead schema, which names the field
         if self.text:
             from engine.render import decision_text
 
             self.decision_text = decision_text
+        if self.rows:
+            from engine.crm.columns import flatten_decision
 
-    def run(self, chunk: list[tuple[int, str]]) -> tuple[str, int, int]:
-        """(output text, lines evaluated, lines failed) for one chunk."""
-        out: list[str] = []
+            self.flatten = flatten_decision
+
+    def run(self, chunk: list[tuple[int, Any]]) -> tuple[Any, int, int, dict[str, int]]:
+        """(output, items evaluated, items failed, {unused source field: rows}) for one chunk."""
+        out: list[Any] = []
         append = out.append
         evaluate = self.ps.evaluate
-        now, explain, text = self.now, self.explain, self.text
-        loads = self.loads
+        now, explain, text, rows = self.now, self.explain, self.text, self.rows
+        loads, mapping = self.loads, self.mapping
+        unused: dict[str, int] = {}
         total = failed = 0
-        for number, line in chunk:
-            if not line.strip():
+        for number, item in chunk:
+            if isinstance(item, str) and not item.strip():
                 continue
             total += 1
             raw: Any = None
             try:
-                raw = loads(line)
+                if isinstance(item, LeadError):
+                    raise item
+                if isinstance(item, str):
+                    raw = loads(item)
+                elif mapping is not None:
+                    record, acts = item if isinstance(item, tuple) else (item, None)
+                    raw = record
+                    raw, extra, act_extra = mapping.map_record(record, acts, number)
+                    for name in extra:
+                        unused[name] = unused.get(name, 0) + 1
+                    for name in act_extra:
+                        unused["activities: " + name] = unused.get("activities: " + name, 0) + 1
+                else:
+                    raw = item
                 decision = evaluate(raw, now, explain).to_dict()
-                append(self.decision_text(decision, explain) + "\n\n" if text else _dumps(decision) + "\n")
+                if rows:
+                    append(("decision", self.flatten(decision)))
+                else:
+                    append(self.decision_text(decision, explain) + "\n\n" if text else _dumps(decision) + "\n")
             except (ValueError, LeadError, RecursionError) as exc:
                 failed += 1
                 lead_id = raw.get("id") if isinstance(raw, dict) else None
+                if lead_id is None and mapping is not None and isinstance(raw, dict):
+                    lead_id = _source_id(mapping, raw)
                 record = error_record(number, lead_json_error(exc), lead_id)
-                append(error_text(record) + "\n\n" if text else _dumps(record) + "\n")
-        return "".join(out), total, failed
+                if rows:
+                    append(("error", record))
+                else:
+                    append(error_text(record) + "\n\n" if text else _dumps(record) + "\n")
+        return (out if rows else "".join(out)), total, failed, unused
 
+
+def _source_id(mapping: Any, record: dict[str, Any]) -> Any:
+    """The lead id of a source record that failed to map (so the error record can be joined back by id)."""
+    rule = mapping.rule("id")
+    if rule is None:
+        return None
+    try:
+        from engine.crm.mapping import Context
+
+        value = rule.get(record, {}, Context())
+    except (ValueError, LeadError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 _WORKER: _Evaluator | None = None
 
 
-def _init_worker(files: dict[str, bytes], root: str, revision: str, now: datetime, explain: bool, fmt: str) -> None:
+def _init_worker(files: dict[str, bytes], root: str, revision: str, now: datetime, explain: bool, fmt: str,
+                 mapping_source: tuple[str, bytes, bool] | None = None) -> None:
     global _WORKER
     import engine
 
-    _WORKER = _Evaluator(engine.load_policy_files(files, root, revision), now, explain, fmt)
+    ps = engine.load_policy_files(files, root, revision)
+    mapping = None
+    if mapping_source is not None:
+        from engine.crm.mapping import compile_mapping
+
+        name, data, strict = mapping_source
+        mapping = compile_mapping(data, name, ps, strict=strict)
+    _WORKER = _Evaluator(ps, now, explain, fmt, mapping)
 
 
-def _run_chunk(chunk: list[tuple[int, str]]) -> tuple[str, int, int]:
+def _run_chunk(chunk: list[tuple[int, Any]]) -> tuple[Any, int, int, dict[str, int]]:
     assert _WORKER is not None, "worker not initialised"
     return _WORKER.run(chunk)
 
@@ -162,38 +215,67 @@ def evaluate_lines(ps: Any, lines: Iterable[tuple[int, str]], out: TextIO, now: 
     `jobs`: worker processes (None or 0: every core; 1: in this process). `progress`: None = a tqdm bar on
     stderr when it is a terminal.
     """
-    jobs = default_jobs() if not jobs or jobs < 1 else jobs
-    chunks = _chunks(lines, max(1, chunk_size))
-    bar = _progress(progress)
-    total = failed = 0
+    result = evaluate_items(ps, lines, out.write, now, explain=explain, fmt=fmt, jobs=jobs, chunk_size=chunk_size,
+                            progress=progress)
+    return result.total, result.failed
 
-    def emit(result: tuple[str, int, int]) -> None:
-        nonlocal total, failed
-        text, n, bad = result
-        if text:
-            out.write(text)
-        total += n
-        failed += bad
+
+class BatchResult:
+    """What a batch did: items in (= decisions + error records), items failed, unused source fields."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.failed = 0
+        self.unused: dict[str, int] = {}  # source field no mapping rule names -> rows holding a value
+
+    @property
+    def decisions(self) -> int:
+        return self.total - self.failed
+
+
+def evaluate_items(ps: Any, items: Iterable[tuple[int, Any]], emit_output: Any, now: datetime, *,
+                   explain: bool = False, fmt: str = "json", jobs: int | None = None, chunk_size: int = DEFAULT_CHUNK,
+                   progress: bool | None = None, mapping: Any = None) -> BatchResult:
+    """Evaluate numbered items (JSON lines, records, (record, activities) pairs with `mapping`, read errors) in
+    input order; `emit_output` receives each chunk's output in order (text, or with fmt="rows" a list of
+    ("decision", flat columns) / ("error", error record))."""
+    jobs = default_jobs() if not jobs or jobs < 1 else jobs
+    chunks = _chunks(items, max(1, chunk_size))
+    bar = _progress(progress)
+    result = BatchResult()
+
+    def emit(chunk_result: tuple[Any, int, int, dict[str, int]]) -> None:
+        output, n, bad, unused = chunk_result
+        if output:
+            emit_output(output)
+        result.total += n
+        result.failed += bad
+        for name, count in unused.items():
+            result.unused[name] = result.unused.get(name, 0) + count
         if bar is not None:
             bar.update(n)
 
     try:
         first = next(chunks, None)
         if first is None:
-            return 0, 0
+            return result
         second = next(chunks, None)
         if jobs == 1 or second is None:
-            local = _Evaluator(ps, now, explain, fmt)
+            local = _Evaluator(ps, now, explain, fmt, mapping)
             emit(local.run(first))
             if second is not None:
                 emit(local.run(second))
                 for chunk in chunks:
                     emit(local.run(chunk))
-            return total, failed
-        for stream in (out, sys.stdout, sys.stderr):  # a forked worker must not inherit unflushed output
+            return result
+        for stream in (sys.stdout, sys.stderr):  # a forked worker must not inherit unflushed output
             stream.flush()
+        flush = getattr(getattr(emit_output, "__self__", None), "flush", None)
+        if flush is not None:
+            flush()
         ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-        args = (dict(ps.source_files), ps.root, ps.revision, now, explain, fmt)
+        mapping_source = (mapping.source[0], mapping.source[1], mapping.strict) if mapping is not None else None
+        args = (dict(ps.source_files), ps.root, ps.revision, now, explain, fmt, mapping_source)
         window = 2 * jobs + 2
         with ctx.Pool(jobs, initializer=_init_worker, initargs=args) as pool:
             pending: deque[Any] = deque()
@@ -205,10 +287,10 @@ def evaluate_lines(ps: Any, lines: Iterable[tuple[int, str]], out: TextIO, now: 
                 pending.append(pool.apply_async(_run_chunk, (chunk,)))
             while pending:
                 emit(pending.popleft().get())
-        return total, failed
+        return result
     finally:
         if bar is not None:
             bar.close()
 
 
-__all__ = ["evaluate_lines", "error_record", "default_jobs", "DEFAULT_CHUNK"]
+__all__ = ["BatchResult", "evaluate_items", "evaluate_lines", "error_record", "default_jobs", "DEFAULT_CHUNK"]

@@ -3,6 +3,7 @@
     client = PolicyClient("http://127.0.0.1:8181", "keys/", ".leadops-cache")
     client.refresh()                      # GET /v1/bundle with If-None-Match; verify; persist; swap
     decision = client.evaluate(lead, now)  # the same engine the service runs, no network
+    decision = client.evaluate(hubspot_contact, now, mapping="hubspot")  # a raw CRM record, mapped first
 
 Trust rules (TUF-style, see the policy-as-code notes):
 
@@ -269,9 +270,17 @@ class PolicyClient:
             self._raise_trust(verified)
             return self._result("updated")
 
-    def evaluate(self, lead: Mapping[str, Any], now: datetime, explain: bool = False) -> Any:
-        """Decide `lead` at `now` with the current verified policy (raises LeadError for a bad lead)."""
-        return self.policy_set.evaluate(dict(lead), now, explain=explain)
+    def evaluate(self, lead: Mapping[str, Any], now: datetime, explain: bool = False, *, mapping: str | None = None,
+                 activities: list[Any] | None = None) -> Any:
+        """Decide `lead` at `now` with the current verified policy (raises LeadError for a bad lead). With
+        `mapping` (a preset: "hubspot", "salesforce"), `lead` is a raw CRM record and `activities` its activity
+        rows, mapped first exactly as the service's `"mapping"` field does (MappingError is a LeadError)."""
+        policy_set = self.policy_set
+        if mapping is not None:
+            from engine.crm.mapping import preset_for
+
+            lead = preset_for(policy_set, mapping).to_lead(lead, activities)
+        return policy_set.evaluate(dict(lead), now, explain=explain)
 
     # ------------------------------------------------------------------ background polling
 

@@ -71,6 +71,8 @@ def default_leads(start: str | os.PathLike[str] = ".") -> list[tuple[str, str]]:
         except Exception:  # noqa: BLE001 - a broken scenario file is `leadops test`'s to report, not ours
             continue
         for scen in sf.scenarios:
+            if getattr(scen, "record", None) is not None:  # a raw CRM record: needs its mapping and a policy set
+                continue
             text = json.dumps(scen.lead, default=str)
             key = _canonical(text)
             if key not in seen:

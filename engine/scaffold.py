@@ -95,8 +95,9 @@ def _template_files() -> list[tuple[Path, str]]:
     return out
 
 
-def scaffold(target: str | Path, name: str | None = None, git: bool = True) -> Scaffolded:
-    """Write a new policy repository into `target` (which must not exist or be empty)."""
+def scaffold(target: str | Path, name: str | None = None, git: bool = True, crm: str | None = None) -> Scaffolded:
+    """Write a new policy repository into `target` (which must not exist or be empty); `crm` (a mapping preset:
+    hubspot, salesforce) adds policies/mappings/<crm>.yaml to edit for the CRM's fields and owners."""
     from engine import __version__
     from engine.codeowners import generate
 
@@ -125,6 +126,15 @@ def scaffold(target: str | Path, name: str | None = None, git: bool = True) -> S
         else:
             shutil.copyfile(src, dest)
         written.append(rel)
+    if crm is not None:  # the CRM's mapping preset, validated by `leadops validate` and used by --mapping <crm>
+        from engine.crm.mapping import PRESET_DIR, presets
+
+        if crm not in presets():
+            raise ScaffoldError(f"unknown CRM '{crm}'; one of: {', '.join(presets())}")
+        text = (PRESET_DIR / f"{crm}.yaml").read_text(encoding="utf-8").replace("../../../schemas/", "../../schemas/")
+        (root / "policies" / "mappings").mkdir(parents=True, exist_ok=True)
+        (root / "policies" / "mappings" / f"{crm}.yaml").write_text(text, encoding="utf-8")
+        written.append(f"policies/mappings/{crm}.yaml")
     (root / "README.md").write_text(README.format(name=name, version=__version__), encoding="utf-8")
     (root / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
     written += ["README.md", ".gitignore"]

@@ -81,6 +81,10 @@ class Scenario:
     skip: str | None = None
     lead_file: str | None = None
     doc_path: tuple[str | int, ...] = ()  # path of the scenario mapping in the YAML document
+    record: dict[str, Any] | None = None  # a raw CRM record + the mapping that makes it the lead (engine/crm)
+    mapping: str | None = None
+    activities: list[Any] | None = None
+    overrides: dict[str, Any] | None = None  # lead_overrides / current_stage / transition_request, applied after mapping
 
     @property
     def where(self) -> str:
@@ -316,6 +320,21 @@ def _build(path: Path, name: str, index: int, doc_path: tuple[str | int, ...], i
                                 at("now") if "now" in item else marks.at(("defaults", "now")),
                                 "write e.g. 2026-11-23T09:00:00+10:00"))
         return None
+    if "record" in item:  # a raw CRM record: mapped to the lead when a policy set is at hand (resolve_record)
+        if "lead" in item or "lead_file" in item or "mapping" not in item:
+            diags.append(Diagnostic("SCN001", "a `record` needs a `mapping` and neither `lead` nor `lead_file`",
+                                    at("record"), "e.g. record: {...}  mapping: hubspot"))
+            return None
+        expect = [Expectation(k, v, marks.key_at((*doc_path, "expect", k)), (*doc_path, "expect", k))
+                  for k, v in item["expect"].items()]
+        tags = tuple(dict.fromkeys([*defaults.get("tags", ()), *item.get("tags", ())]))
+        overrides = {k: item[k] for k in ("lead_overrides", "transition_request") if k in item}
+        if item.get("current_stage", defaults.get("current_stage")) is not None:
+            overrides["current_stage"] = item.get("current_stage", defaults.get("current_stage"))
+        return Scenario(name=item["name"], file=name, line=line, index=index, now=now, lead={}, expect=expect,
+                        description=item.get("description", ""), tags=tags, skip=item.get("skip"), doc_path=doc_path,
+                        record=copy.deepcopy(item["record"]), mapping=item["mapping"],
+                        activities=copy.deepcopy(item.get("activities")), overrides=overrides)
     lead_file = item.get("lead_file", defaults.get("lead_file") if "lead" not in item else None)
     if "lead" in item and "lead_file" in item:
         diags.append(Diagnostic("SCN001", "give either `lead` or `lead_file`, not both", at("lead_file")))
@@ -339,9 +358,21 @@ def _build(path: Path, name: str, index: int, doc_path: tuple[str | int, ...], i
         diags.append(Diagnostic("SCN001", f"scenario '{item['name']}' has neither `lead` nor `lead_file`", at("name"),
                                 "add lead: {...} inline or lead_file: leads/<file>.json"))
         return None
+    lead = _apply_overrides(lead, {**item, "current_stage": item.get("current_stage", defaults.get("current_stage"))})
+    expect = []
+    for key, value in item["expect"].items():
+        expect.append(Expectation(key, value, marks.key_at((*doc_path, "expect", key)), (*doc_path, "expect", key)))
+    tags = tuple(dict.fromkeys([*defaults.get("tags", ()), *item.get("tags", ())]))
+    return Scenario(name=item["name"], file=name, line=line, index=index, now=now, lead=lead, expect=expect,
+                    description=item.get("description", ""), tags=tags, skip=item.get("skip"),
+                    lead_file=lead_file, doc_path=doc_path)
+
+
+def _apply_overrides(lead: Any, item: dict[str, Any]) -> Any:
+    """lead_overrides (merge patch), current_stage and transition_request of a scenario, applied to its lead."""
     if "lead_overrides" in item:
         lead = merge_patch(lead, item["lead_overrides"])
-    cs = item.get("current_stage", defaults.get("current_stage"))
+    cs = item.get("current_stage")
     if isinstance(cs, str):
         lead["stage"] = cs
     elif isinstance(cs, dict):
@@ -350,13 +381,29 @@ def _build(path: Path, name: str, index: int, doc_path: tuple[str | int, ...], i
             lead["stage_entered_at"] = cs["entered_at"]
     if "transition_request" in item:
         lead["transition_request"] = copy.deepcopy(item["transition_request"])
-    expect = []
-    for key, value in item["expect"].items():
-        expect.append(Expectation(key, value, marks.key_at((*doc_path, "expect", key)), (*doc_path, "expect", key)))
-    tags = tuple(dict.fromkeys([*defaults.get("tags", ()), *item.get("tags", ())]))
-    return Scenario(name=item["name"], file=name, line=line, index=index, now=now, lead=lead, expect=expect,
-                    description=item.get("description", ""), tags=tags, skip=item.get("skip"),
-                    lead_file=lead_file, doc_path=doc_path)
+    return lead
+
+
+def resolve_record(ps: Any, s: Scenario) -> str | None:
+    """Map a scenario's raw CRM `record` into its lead with `mapping` (once); the problem in words, or None.
+    A mapping name is looked up in the nearest policies/mappings/ above the scenario file, then the presets."""
+    if s.record is None or s.lead:
+        return None
+    from engine.crm.mapping import load_mapping
+    from engine.errors import PolicyError
+
+    here = Path(s.file).resolve().parent
+    search = next((p / "policies" / "mappings" for p in (here, *here.parents) if (p / "policies" / "mappings").is_dir()),
+                  None)
+    try:
+        mapping = load_mapping(s.mapping or "", ps, search=search)
+        lead = mapping.to_lead(s.record, s.activities if s.activities is not None else None)
+    except PolicyError as exc:
+        return f"mapping '{s.mapping}' does not load: {exc.diagnostics[0].format() if exc.diagnostics else exc}"
+    except LeadError as exc:
+        return f"the record cannot be mapped: {exc.message}"
+    s.lead = _apply_overrides(lead, s.overrides or {})
+    return None
 
 
 # ---------------------------------------------------------------- expectation paths
@@ -636,6 +683,10 @@ def check_scenario(ps: Any, s: Scenario) -> list[Diagnostic]:
     """Semantic problems of one loaded scenario against a policy set."""
     n = _names(ps)
     out: list[Diagnostic] = []
+    problem = resolve_record(ps, s)
+    if problem is not None:
+        return [Diagnostic("SCN005", f"scenario '{s.name}': {problem}", Location(s.file, s.line, 1),
+                           "fix the record or the mapping (leadops validate checks policies/mappings/)")]
     try:
         ps.prepare(s.lead)
     except LeadError as exc:
@@ -811,6 +862,9 @@ def run_scenario(ps: Any, s: Scenario, explain_failures: bool = True) -> Result:
     if s.skip:
         return Result(s, "skipped", error=s.skip)
     t0 = time.perf_counter()
+    problem = resolve_record(ps, s)
+    if problem is not None:
+        return Result(s, "error", error=problem, seconds=time.perf_counter() - t0)
     try:
         decision = ps.evaluate(s.lead, s.now).to_dict()
     except LeadError as exc:

@@ -4,7 +4,8 @@ Endpoints (see `OPENAPI` for the full contract):
 
 * ``GET /v1/bundle`` — the active signed bundle (``application/gzip``), ``ETag: "<revision>:<sequence>"``,
   ``304`` when ``If-None-Match`` matches;
-* ``POST /v1/decisions`` — ``{"lead": {...}}`` or ``{"leads": [...]}`` plus optional ``"now"`` (RFC 3339 with an
+* ``POST /v1/decisions`` — ``{"lead": {...}}`` or ``{"leads": [...]}`` plus optional ``"mapping"`` (a preset:
+  the leads are raw CRM records, e.g. HubSpot API JSON), ``"now"`` (RFC 3339 with an
   offset; default: the request time in UTC) and ``"explain"``; each decision is exactly ``Decision.to_dict()``;
 * ``GET /v1/policy`` — revision, sequence, expiry and files of the active bundle; ``GET /healthz``;
   ``GET /metrics`` (Prometheus text); ``GET /openapi.json`` (OpenAPI 3.1).
@@ -321,7 +322,8 @@ class PolicyService:
 
     # ------------------------------------------------------------------ decisions
 
-    def decide(self, active: Active, leads: list[Any], now: datetime, explain: bool) -> list[dict[str, Any]]:
+    def decide(self, active: Active, leads: list[Any], now: datetime, explain: bool,
+               mapping: Any = None) -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = []
         log_records: list[dict[str, Any]] = []
         stamp = _iso(self.clock())
@@ -334,7 +336,8 @@ class PolicyService:
                 self.metrics.lead_errors.labels("invalid-lead").inc()
             else:
                 try:
-                    decision = active.policy_set.evaluate(lead, now, explain=explain).to_dict()
+                    mapped = lead if mapping is None else mapping.to_lead(lead, None, index + 1)  # a CRM record
+                    decision = active.policy_set.evaluate(mapped, now, explain=explain).to_dict()
                 except LeadError as exc:
                     entry["error"] = {"code": exc.code, "message": exc.message, "field": exc.field}
                     self.metrics.lead_errors.labels(exc.code).inc()
@@ -481,7 +484,7 @@ def create_app(
             raise _ApiError(400, "malformed-json", f"request body is not valid JSON: {exc}") from None
         if not isinstance(doc, dict):
             raise _ApiError(400, "invalid-body", 'body must be an object: {"lead": {...}} or {"leads": [...]}')
-        unknown = sorted(set(doc) - {"lead", "leads", "now", "explain"})
+        unknown = sorted(set(doc) - {"lead", "leads", "now", "explain", "mapping"})
         if unknown:
             raise _ApiError(400, "invalid-body", f"unknown field(s): {', '.join(unknown)}", unknown[0])
         if ("lead" in doc) == ("leads" in doc):
@@ -501,7 +504,15 @@ def create_app(
                 raise _ApiError(400, "invalid-body", "'leads' must be an array of lead objects", "leads")
             if len(leads) > max_batch:
                 raise _ApiError(413, "batch-too-large", f"{len(leads)} leads; the limit per request is {max_batch}")
-        results = service.decide(active, leads, now, explain)
+        mapping = None
+        if doc.get("mapping") is not None:  # "mapping": a preset name; each lead is a raw CRM record (engine/crm)
+            from engine.crm.mapping import preset_for
+
+            try:
+                mapping = preset_for(active.policy_set, doc["mapping"])
+            except ValueError as exc:
+                raise _ApiError(400, "unknown-mapping", str(exc), "mapping") from None
+        results = service.decide(active, leads, now, explain, mapping)
         meta = {"revision": active.revision, "sequence": active.sequence, "now": _iso(now)}
         if single:
             entry = results[0]
@@ -753,6 +764,8 @@ def build_openapi() -> dict[str, Any]:
                             "description": "Evaluation time (RFC 3339 with offset); default: request time in UTC",
                         },
                         "explain": {"type": "boolean", "default": False},
+                        "mapping": {"type": "string", "description": "A mapping preset (hubspot, salesforce): "
+                                    "each lead is a raw CRM record, mapped to a lead first"},
                     },
                     "oneOf": [{"required": ["lead"]}, {"required": ["leads"]}],
                 },

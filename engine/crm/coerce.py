@@ -96,6 +96,8 @@ def to_datetime(value: Any, zone_name: str) -> str:
     """An ISO 8601 date-time with an offset, from: an aware or naive datetime (naive = in `zone_name`), a date
     (midnight in `zone_name`), epoch seconds or milliseconds (HubSpot), ISO text with or without an offset
     ("2026-11-20T03:04:05.000+0000", "2026-11-20 14:03") or a date alone (Salesforce ActivityDate)."""
+    if value.__class__ is str and value.isdigit() and 9 <= len(value) <= 14:  # the batch path: epoch (ms)
+        return _epoch(float(value)).isoformat()
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, date):

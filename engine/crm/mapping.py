@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import weakref
 from collections.abc import Callable, Iterable, Mapping as MappingABC
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -46,12 +47,14 @@ class MappingError(LeadError):
         self.closest = closest
 
 
-@dataclass
 class Context:
-    """Per-record state while mapping: the row (for messages) and the column each value came from."""
+    """Per-record state while mapping: the row (for messages) and what a row is ("row", "activity row")."""
 
-    row: int | None = None
-    what: str = "row"
+    __slots__ = ("row", "what")
+
+    def __init__(self, row: int | None = None, what: str = "row"):
+        self.row = row
+        self.what = what
 
     def where(self, column: str) -> str:
         place = f"{self.what} {self.row}" if self.row is not None else self.what
@@ -116,6 +119,8 @@ class FieldRule:
     reverse: dict[Any, list[tuple[tuple[str, ...], Any]]] = field(default_factory=dict)  # value -> (columns, spelling)
     candidates: tuple[str, ...] = ()
     late: bool = False  # stage_dates: read after the other fields (it needs the mapped stage)
+    simple: tuple[tuple[str, ...], Any] | None = None  # a plain `from`: (candidate columns, convert)
+    joined: tuple[tuple[tuple[str, ...], ...], Any] | None = None  # a `join`: (candidates per part, convert)
 
 
 class Mapping:
@@ -135,7 +140,7 @@ class Mapping:
         self._declared = frozenset(s for r in rules for s in r.sources) | frozenset(ignore)
         self._activity_declared = frozenset(s for r in activity_rules for s in r.sources) | frozenset(activity_ignore) \
             | frozenset(activity_key.sources if activity_key else ())
-        self._unused_cache: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._plans: dict[tuple[Any, ...], tuple[Callable[..., dict[str, Any]], tuple[str, ...]]] = {}
         self._by_target = {r.target.name: r for r in rules}
 
     def __repr__(self) -> str:
@@ -147,40 +152,69 @@ class Mapping:
 
         `activities`: source activity rows already joined to this record (dicts, or (row, dict) pairs so that
         errors name the activity file's row)."""
-        if not isinstance(record, MappingABC):
+        return self.map_record(record, activities, row)[0]
+
+    def map_record(self, record: Any, activities: Iterable[Any] | None = None, row: int | None = None,
+                   ) -> tuple[dict[str, Any], list[str], list[str]]:
+        """(lead, unused record fields, unused activity fields): `to_lead` plus what the batch reports."""
+        if record.__class__ is not dict and not isinstance(record, MappingABC):
             raise MappingError(f"{Context(row).where('')}: a record must be an object, got {type(record).__name__}",
                                code="MAP000", row=row)
         ctx = Context(row)
-        if self.strict:
-            self._refuse_unused(self.unused_fields(record), ctx, "")
-        lead = self._apply(self.rules, record, ctx)
+        plan, unused_names = self._plan(self.rules, record, self._declared)
+        unused = _with_values(plan[0], unused_names) if unused_names else []
+        if unused and self.strict:
+            self._refuse_unused(unused, ctx, "")
+        lead = _run_plan(plan, ctx)
+        act_unused: list[str] = []
         if activities is not None and self.activity_rules:
             acts = []
             for position, item in enumerate(activities, 1):
-                act_row, act = item if isinstance(item, tuple) else (position, item)
+                act_row, act = item if item.__class__ is tuple else (position, item)
                 actx = Context(act_row, "activity row")
-                if self.strict:
-                    self._refuse_unused(self.unused_activity_fields(act), actx, "activities")
-                mapped = self._apply(self.activity_rules, act, actx)
-                if mapped.get("type") is not None:  # a `skip` spelling: declared as not a lead activity
+                act_plan, names = self._plan(self.activity_rules, act, self._activity_declared)
+                if names:
+                    extra = _with_values(act_plan[0], names)
+                    if extra and self.strict:
+                        self._refuse_unused(extra, actx, "activities")
+                    act_unused.extend(extra)
+                mapped = act_plan[1](act_plan[0], actx)
+                if "type" in mapped:  # absent: a `skip` spelling, declared as not a lead activity
                     acts.append(mapped)
             if acts:
-                acts.sort(key=lambda a: str(a.get("at", "")))
+                if len(acts) > 1:
+                    acts.sort(key=_activity_time)
                 lead["activities"] = acts
-        return lead
+        return lead, unused, act_unused
 
-    def _apply(self, rules: list[FieldRule], record: MappingABC[str, Any], ctx: Context) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for rule in rules:
-            value = rule.get(record, out, ctx)
-            if value is _ABSENT:
-                if rule.required:
-                    names = ", ".join(f"'{c}'" for c in rule.candidates) or "its source"
-                    raise MappingError(f"{ctx.where('')}: no value for {rule.target.name} (looked in {names})",
-                                       rule.target.name, "MAP006", row=ctx.row)
-                continue
-            _put(out, rule.target.path, value)
-        return out
+    def _plan(self, rules: list[FieldRule], record: MappingABC[str, Any], declared: frozenset[str],
+              ) -> tuple[tuple[MappingABC[str, Any], Callable[..., dict[str, Any]]], tuple[str, ...]]:
+        """((flat record, steps), undeclared fields) — the steps for records with these keys are built once:
+        for each `from` rule, only the candidate columns this record has (the batch path's fast path)."""
+        flat = _flatten(record) if dict in map(type, record.values()) else record
+        key = (id(rules), *flat)
+        cached = self._plans.get(key)
+        if cached is None:
+            present = set(flat)
+            steps: list[tuple[Any, ...]] = []
+            for rule in rules:
+                if rule.joined is not None:
+                    parts = tuple(tuple(n for n in part if n in present) for part in rule.joined[0])
+                    steps.append((rule, parts, rule.joined[1]))
+                    continue
+                if rule.simple is None:
+                    steps.append((rule, None, None))
+                    continue
+                names, convert = rule.simple
+                cols = tuple(n for n in names if n in present)
+                if cols or rule.required:
+                    steps.append((rule, cols, convert))
+            unused = tuple(name for name in flat if not _declared(name, declared))
+            cached = (_compile_steps(steps), unused)
+            if len(self._plans) >= 256:  # records of ever new shapes: start over rather than grow without bound
+                self._plans.clear()
+            self._plans[key] = cached
+        return (flat, cached[0]), cached[1]
 
     def _refuse_unused(self, unused: list[str], ctx: Context, prefix: str) -> None:
         if unused:
@@ -196,21 +230,14 @@ class Mapping:
 
     # ---------------------------------------------------------------- nothing silently dropped
     def unused_fields(self, record: MappingABC[str, Any]) -> list[str]:
-        """Source fields of `record` with a value that no rule of the mapping names (nor `ignore`)."""
-        return self._unused(record, self._declared)
+        """Source fields of `record` with a value that no rule of the mapping names (nor `ignore`); nested JSON
+        fields by dotted path ("properties.phone")."""
+        plan, unused = self._plan(self.rules, record, self._declared)
+        return _with_values(plan[0], unused)
 
     def unused_activity_fields(self, record: MappingABC[str, Any]) -> list[str]:
-        return self._unused(record, self._activity_declared)
-
-    def _unused(self, record: MappingABC[str, Any], declared: frozenset[str]) -> list[str]:
-        keys = tuple(record)
-        cached = self._unused_cache.get(keys) if declared is self._declared else None
-        if cached is None:
-            cached = tuple(_undeclared(record, declared, ""))
-            if declared is self._declared and not any(isinstance(v, dict) for v in record.values()):
-                if len(self._unused_cache) < 64:
-                    self._unused_cache[keys] = cached
-        return [name for name in cached if _has_value(_lookup(record, name))]
+        plan, unused = self._plan(self.activity_rules, record, self._activity_declared)
+        return _with_values(plan[0], unused)
 
     # ---------------------------------------------------------------- leads -> source (presets reversed)
     def source_name(self, target: str, prefer: str = "first") -> str | None:
@@ -238,6 +265,122 @@ class Mapping:
         return self._by_target.get(target)
 
 
+def _run_plan(plan: tuple[MappingABC[str, Any], Callable[..., dict[str, Any]]], ctx: Context) -> dict[str, Any]:
+    flat, run = plan
+    return run(flat, ctx)
+
+
+def _activity_time(activity: dict[str, Any]) -> str:
+    return str(activity.get("at", ""))
+
+
+def _missing(rule: FieldRule, ctx: Context) -> None:
+    names = ", ".join(f"'{c}'" for c in rule.candidates) or "its source"
+    raise MappingError(f"{ctx.where('')}: no value for {rule.target.name} (looked in {names})",
+                       rule.target.name, "MAP006", row=ctx.row)
+
+
+_EMPTY = "raw is None or raw == '' or (raw.__class__ is str and raw.isspace())"
+
+
+def _join_lines(i: int, parts: tuple[tuple[str, ...], ...], exact: bool) -> list[str]:
+    """Generated lines of a `join` step: each part's first non-empty column, joined with '/'."""
+    lines = ["    parts = []"]
+    for cols in parts:
+        indent = "    "
+        for col in cols:
+            lines += [f"{indent}raw = flat[{col!r}]", f"{indent}if not ({_EMPTY}):",
+                      f"{indent}    parts.append(raw.strip() if raw.__class__ is str else _spelling(raw))",
+                      f"{indent}else:"]
+            indent += "    "
+        lines.append(f"{indent}parts.append('')")
+    label = "/".join(cols[0] if cols else "" for cols in parts)
+    lines += ["    text = '/'.join(parts).rstrip('/')", "    if text:"]
+    if exact:
+        lines += [f"        v = m{i}.get(text, _ABSENT)", "        if v is _ABSENT:",
+                  f"            v = c{i}(text, {label!r}, ctx)", "        elif v is _MARK:", "            v = _ABSENT"]
+    else:
+        lines.append(f"        v = c{i}(text, {label!r}, ctx)")
+    return lines
+
+
+def _compile_steps(steps: list[tuple[Any, ...]]) -> Callable[..., dict[str, Any]]:
+    """The steps of one record shape as straight-line Python (compiled once per shape): each column read
+    directly, plain strings and exact value-map hits inlined, everything else through the rule's converter.
+    Only generated names and repr()'d column names appear in the source."""
+    env: dict[str, Any] = {"_ABSENT": _ABSENT, "_MARK": _ABSENT_MARK, "_put": _put, "_missing": _missing,
+                           "_spelling": spelling}
+    lines = ["def run(flat, ctx):", "    out = {}"]
+    for i, (rule, cols, convert) in enumerate(steps):
+        env[f"r{i}"], env[f"c{i}"] = rule, convert
+        path = rule.target.path
+        assign = f"out[{path[0]!r}] = v" if len(path) == 1 else f"_put(out, {path!r}, v)"
+        if cols is None:
+            lines += [f"    v = r{i}.get(flat, out, ctx)", "    if v is not _ABSENT:", f"        {assign}"]
+            if rule.required:
+                lines += ["    else:", f"        _missing(r{i}, ctx)"]
+            continue
+        lines.append("    v = _ABSENT")
+        exact = getattr(convert, "exact", None)
+        if rule.joined is not None:  # cols: the present candidates of each part
+            lines += _join_lines(i, cols, exact is not None)
+            if exact is not None:
+                env[f"m{i}"] = exact
+            lines += ["    if v is not _ABSENT:", f"        {assign}"]
+            if rule.required:
+                lines += ["    else:", f"        _missing(r{i}, ctx)"]
+            continue
+        if exact is not None:
+            env[f"m{i}"] = exact
+        indent = "    "
+        for col in cols:
+            lines += [f"{indent}raw = flat[{col!r}]", f"{indent}if not ({_EMPTY}):"]
+            body = indent + "    "
+            if getattr(convert, "plain", False):
+                lines.append(f"{body}v = raw.strip() if raw.__class__ is str else c{i}(raw, {col!r}, ctx)")
+            elif exact is not None:
+                lines += [f"{body}v = m{i}.get(raw, _ABSENT)", f"{body}if v is _ABSENT:",
+                          f"{body}    v = c{i}(raw, {col!r}, ctx)", f"{body}elif v is _MARK:", f"{body}    v = _ABSENT"]
+            else:
+                lines.append(f"{body}v = c{i}(raw, {col!r}, ctx)")
+            lines.append(f"{indent}else:")
+            indent += "    "
+        lines.append(f"{indent}pass")
+        lines += ["    if v is not _ABSENT:", f"        {assign}"]
+        if rule.required:
+            lines += ["    else:", f"        _missing(r{i}, ctx)"]
+    lines.append("    return out")
+    exec(compile("\n".join(lines), "<leadops-mapping-plan>", "exec"), env)  # noqa: S102 - generated from ids only
+    return env["run"]
+
+
+def _flatten(record: MappingABC[str, Any], prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Nested JSON objects as dotted keys ({"properties": {"email": …}} -> {"properties.email": …})."""
+    out = {} if out is None else out
+    for key, value in record.items():
+        name = prefix + str(key)
+        if isinstance(value, MappingABC):
+            _flatten(value, name + ".", out)
+        else:
+            out[name] = value
+    return out
+
+
+def _declared(name: str, declared: frozenset[str]) -> bool:
+    """A field is declared when it, or an object holding it ("attributes" for "attributes.url"), is named."""
+    if name in declared:
+        return True
+    while "." in name:
+        name = name.rsplit(".", 1)[0]
+        if name in declared:
+            return True
+    return False
+
+
+def _with_values(flat: MappingABC[str, Any], names: tuple[str, ...]) -> list[str]:
+    return [n for n in names if _has_value(flat.get(n))]
+
+
 def _put(out: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     for part in path[:-1]:
         out = out.setdefault(part, {})
@@ -262,17 +405,6 @@ def _lookup(record: MappingABC[str, Any], name: str) -> Any:
         if current is _ABSENT:
             return _ABSENT
     return current
-
-
-def _undeclared(record: MappingABC[str, Any], declared: frozenset[str], prefix: str) -> Iterable[str]:
-    for key, value in record.items():
-        name = prefix + str(key)
-        if name in declared:
-            continue
-        if isinstance(value, MappingABC) and value:
-            yield from _undeclared(value, declared, name + ".")
-        else:
-            yield name
 
 
 # ------------------------------------------------------------------------------------------ compiling
@@ -348,8 +480,10 @@ class _Builder:
         get = self.getter(spec, path, target, sources)
         reverse = self.reverse_map(spec)
         candidates = tuple(_candidates(spec))
+        simple = (tuple(get.names), get.convert) if hasattr(get, "names") else None
+        joined = (tuple(tuple(p) for p in get.parts), get.convert) if hasattr(get, "parts") else None
         return FieldRule(target, get, tuple(sources), bool(spec.get("required")), reverse, candidates,
-                         late="stage_dates" in spec)
+                         late="stage_dates" in spec, simple=simple, joined=joined)
 
     # ---------------------------------------------------------------- getters
     def getter(self, spec: dict[str, Any], path: tuple[Any, ...], target: Target, sources: list[str]) -> Getter:
@@ -390,6 +524,10 @@ class _Builder:
             if column is None:
                 return _ABSENT
             return convert(raw, column, ctx)
+        if kind == "from":
+            get.names, get.convert = names, convert  # type: ignore[attr-defined]  # the plan's fast path
+        else:
+            get.parts, get.convert = parts, convert  # type: ignore[attr-defined]
         return get
 
     def stage_dates(self, spec: dict[str, Any], path: tuple[Any, ...], target: Target, sources: list[str]) -> Getter:
@@ -428,6 +566,8 @@ class _Builder:
                 code = "MAP004" if target.type == "date-time" else "MAP002"
                 raise MappingError(f"{ctx.where(column)}: {_show(raw)} is not {exc.expected} (lead field {name})",
                                    name, code, row=ctx.row, column=column, value=raw) from None
+        convert.exact = getattr(lookup, "exact", None)  # type: ignore[attr-defined]  # generated plans inline these
+        convert.plain = lookup is None and not skip and coerce is spelling  # type: ignore[attr-defined]
         return convert
 
     def coercion(self, spec: dict[str, Any], path: tuple[Any, ...], target: Target) -> Callable[[Any], Any]:
@@ -523,6 +663,7 @@ class _Builder:
             raise MappingError(f"{ctx.where(column)}: unknown value {_show(raw)} for {name}{hint} "
                                f"(add it to the mapping's {table_key} for {name})",
                                name, "MAP001", row=ctx.row, column=column, value=raw, closest=close[0] if close else None)
+        lookup.exact = exact  # type: ignore[attr-defined]
         return lookup
 
     def native(self, text: str, target: Target, path: tuple[Any, ...]) -> Any:
@@ -596,11 +737,22 @@ def _reader(names: list[str]) -> Callable[[MappingABC[str, Any]], tuple[str | No
             return only, value
         return read_one
 
+    dotted = tuple((name, "." in name) for name in names)
+
     def read(record: MappingABC[str, Any]) -> tuple[str | None, Any]:
-        for name in names:
-            value = _lookup(record, name)
-            if _has_value(value):
-                return name, value
+        for name, has_dot in dotted:
+            value = record.get(name)
+            if value is None:
+                if not has_dot:
+                    continue
+                value = _lookup(record, name)
+                if value is _ABSENT:
+                    continue
+            if value is None or value == "" or (value.__class__ is str and value.isspace()):
+                continue
+            if value == {} or value == []:
+                continue
+            return name, value
         return None, None
     return read
 
@@ -618,14 +770,19 @@ def _joiner(readers: list[Callable[[MappingABC[str, Any]], tuple[str | None, Any
 # ------------------------------------------------------------------------------------------ loading
 
 
-def load_mapping(spec: str | Path, policyset: Any, *, strict: bool = False) -> Mapping:
-    """A preset by name ("hubspot", "salesforce") or a mapping YAML file, checked against `policyset`'s lead
-    schema, stages and teams. Raises engine.PolicyError with located diagnostics (file:line:col + hint)."""
+def load_mapping(spec: str | Path, policyset: Any, *, strict: bool = False, search: str | Path | None = None) -> Mapping:
+    """A mapping YAML file, or a name: `search`/NAME.yaml (a policy repository's own mappings, e.g.
+    policies/mappings/hubspot.yaml from `leadops init --crm hubspot`) before the preset of that name. Checked
+    against `policyset`'s lead schema, stages and teams; raises engine.PolicyError with located diagnostics."""
     text = str(spec)
     path = Path(text)
-    if text in presets() and not path.is_file():
-        path = PRESET_DIR / f"{text}.yaml"
-        shown = f"preset:{text}"
+    own = Path(search) / f"{text}.yaml" if search is not None and "/" not in text and not text.endswith(".yaml") else None
+    if path.is_file() and (text.endswith((".yaml", ".yml")) or "/" in text):
+        shown = text
+    elif own is not None and own.is_file():
+        path, shown = own, str(own)
+    elif text in presets():
+        path, shown = PRESET_DIR / f"{text}.yaml", f"preset:{text}"
     elif path.is_file():
         shown = text
     else:
@@ -633,6 +790,37 @@ def load_mapping(spec: str | Path, policyset: Any, *, strict: bool = False) -> M
                                       Location(text), checks.did_you_mean(text, presets()) +
                                       f"presets: {', '.join(presets())}; or give a mapping YAML file")])
     return compile_mapping(path.read_bytes(), shown, policyset, strict=strict)
+
+
+_PRESET_CACHE: "weakref.WeakKeyDictionary[Any, dict[str, Mapping]]" = weakref.WeakKeyDictionary()
+
+
+def preset_for(policyset: Any, name: Any) -> Mapping:
+    """A preset compiled once per policy set (the decision service); ValueError naming the presets otherwise."""
+    if not isinstance(name, str) or name not in presets():
+        close = checks.did_you_mean(str(name), presets())
+        raise ValueError(f"unknown mapping {name!r}; {close}presets: {', '.join(presets())}")
+    cache = _PRESET_CACHE.setdefault(policyset, {})
+    if name not in cache:
+        cache[name] = load_mapping(name, policyset)
+    return cache[name]
+
+
+def mapping_files(policy_dir: str | Path) -> list[Path]:
+    """The mapping files of a policy directory: <dir>/mappings/*.yaml (validated by `leadops validate`)."""
+    folder = Path(policy_dir) / "mappings"
+    return sorted(p for p in folder.glob("*.y*ml") if p.is_file()) if folder.is_dir() else []
+
+
+def validate_mapping_files(policy_dir: str | Path, policyset: Any) -> list[Diagnostic]:
+    """Diagnostics of every mapping file of a policy directory (empty when all are valid)."""
+    out: list[Diagnostic] = []
+    for path in mapping_files(policy_dir):
+        try:
+            compile_mapping(path.read_bytes(), str(path), policyset)
+        except PolicyError as exc:
+            out.extend(exc.diagnostics)
+    return out
 
 
 def compile_mapping(data: bytes, file: str, policyset: Any, *, strict: bool = False) -> Mapping:
@@ -664,4 +852,5 @@ def is_mapping_file(data: bytes) -> bool:
     return isinstance(doc, dict) and doc.get("kind") == "mapping"
 
 
-__all__ = ["Mapping", "MappingError", "compile_mapping", "is_mapping_file", "load_mapping", "presets", "schema_targets"]
+__all__ = ["Mapping", "MappingError", "compile_mapping", "is_mapping_file", "load_mapping", "mapping_files", "preset_for", "presets",
+           "schema_targets", "validate_mapping_files"]

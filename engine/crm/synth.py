@@ -1,0 +1,355 @@
+"""Seeded example data: native leads, and the same leads as HubSpot and Salesforce hold them (each preset
+reversed), so that the example exports are realistic and a round trip can be checked byte for byte.
+
+    python -m engine.crm.synth --out scenarios/crm --leads 2000 --seed 12
+
+writes hubspot-contacts.csv (the CSV export: display labels) + hubspot-engagements.csv, and salesforce-leads.csv
+(Data Loader: API names) + salesforce-tasks.csv. The same seed gives the same bytes.
+
+Native leads are drawn so that every value survives the CRM's shape: HubSpot's employee bands keep only their
+lower bound, so HubSpot leads have band-bound sizes; times are whole minutes in UTC; stages and activity types
+are those the CRM can hold. Rows the mapping declares `skip` (emails, inbound calls) are added as noise.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from engine.crm.mapping import Mapping
+
+AS_OF = datetime(2026, 11, 23, 0, 0, tzinfo=timezone.utc)  # the example data's "today" (README runs use it)
+FIRST = ["Olivia", "Jack", "Charlotte", "William", "Amelia", "Noah", "Isla", "Leo", "Mia", "Henry", "Ava", "Lucas",
+         "Grace", "Thomas", "Chloe", "Oscar", "Zoe", "James", "Ruby", "Ethan", "Priya", "Wei", "Aroha", "Hiro", "Sofia"]
+LAST = ["Smith", "Jones", "Williams", "Brown", "Wilson", "Taylor", "Nguyen", "Johnson", "Martin", "White", "Lee",
+        "Anderson", "Thompson", "Walker", "Harris", "Kelly", "Singh", "Chen", "Patel", "Tanaka", "Müller", "O'Brien"]
+COMPANY_A = ["Harbour", "Summit", "Koala", "Southern", "Pacific", "Blue Gum", "Coral", "Outback", "Granite", "Brightwater",
+             "Northwind", "Redfern", "Ironbark", "Wattle", "Tasman", "Meridian", "Silver Fern", "Kookaburra"]
+COMPANY_B = ["Analytics", "Health", "Logistics", "Software", "Mining", "Financial", "Retail Group", "Engineering",
+             "Partners", "Labs", "Systems", "Education", "Foods", "Energy"]
+TITLES = {"c_level": ["CEO", "CFO", "Chief Revenue Officer"], "vp": ["VP Sales", "VP Marketing", "VP Operations"],
+          "director": ["Director of IT", "Sales Director", "Marketing Director"],
+          "manager": ["Sales Manager", "IT Manager", "Operations Manager"],
+          "individual": ["Analyst", "Engineer", "Account Executive"], "student": ["Student"], "other": ["Consultant"]}
+FREE_MAIL = ["gmail.com", "outlook.com", "yahoo.com"]
+PLACES = [("AU", ["NSW", "QLD", "QLD", "VIC", "WA", "SA", "ACT", "TAS"], 45), ("NZ", ["AUK", "WGN"], 8),
+          ("US", ["CA", "NY", "TX", "MA"], 14), ("GB", [], 7), ("SG", [], 6), ("DE", [], 4), ("IN", [], 4),
+          ("JP", [], 3), ("CA", ["ON", "BC"], 3), ("IE", [], 2), ("FR", [], 2), ("BR", [], 2)]
+INDUSTRIES = ["software", "financial_services", "healthcare", "manufacturing", "retail", "education", "government",
+              "mining", "professional_services", "other"]
+HUBSPOT_BANDS = {1: "1-5", 5: "5-25", 25: "25-50", 50: "50-100", 100: "100-500", 500: "500-1000", 1000: "1000+"}
+HUBSPOT_OTHER_INDUSTRIES = ["Airlines/Aviation", "Construction", "Hospitality", "Utilities"]
+CRM_STAGES = {"hubspot": ["subscriber", "lead", "lead", "mql", "mql", "sql", "opportunity", "customer"],
+              "salesforce": ["lead", "lead", "mql", "mql", "sal", "sql", "opportunity", "nurture", "recycled",
+                             "disqualified"]}
+ACTIVITY_TYPES = ["call_attempt", "call_attempt", "call_attempt", "discovery_call_booked", "demo_request"]
+STAGE_DATED = {"hubspot": {"subscriber", "lead", "mql", "sql", "opportunity", "customer"},
+               "salesforce": {"lead", "mql", "sql", "opportunity"}}
+
+
+def _minute(moment: datetime) -> str:
+    return moment.replace(second=0, microsecond=0).isoformat()
+
+
+def native_leads(n: int, seed: int, crm: str, as_of: datetime = AS_OF) -> list[dict[str, Any]]:
+    """`n` native leads a `crm` ("hubspot" or "salesforce") can hold without loss; the same seed, the same leads."""
+    rng = random.Random(f"{crm}:{seed}")
+    owners = _owner_ids(crm)
+    sources = {"hubspot": ["website", "website", "paid_search", "social", "referral", "import"],
+               "salesforce": ["website", "paid_search", "social", "referral", "partner", "event", "webinar",
+                              "outbound", "import"]}[crm]
+    leads = []
+    for i in range(n):
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        company = f"{rng.choice(COMPANY_A)} {rng.choice(COMPANY_B)}"
+        domain = company.lower().replace(" ", "").replace("'", "") + rng.choice([".com", ".com.au", ".io", ".co.nz"])
+        country, states, _ = rng.choices(PLACES, weights=[w for _, _, w in PLACES])[0]
+        seniority = rng.choice(list(TITLES))
+        if crm == "hubspot":
+            employees = rng.choice(list(HUBSPOT_BANDS))
+            lead_id = str(1000001 + i)
+        else:
+            employees = int(rng.lognormvariate(4.3, 1.6)) + 1
+            lead_id = f"00Q5g00000{i:05d}AAA"
+        created = as_of - timedelta(days=rng.uniform(1, 120), minutes=rng.randint(0, 1439))
+        lead: dict[str, Any] = {"id": lead_id, "email": f"{first.lower()}.{_ascii(last)}@" + (
+            rng.choice(FREE_MAIL) if rng.random() < 0.12 else domain)}
+        lead["first_name"], lead["last_name"] = first, last
+        lead["job_title"] = rng.choice(TITLES[seniority])
+        if crm == "hubspot":  # Salesforce's Lead has no seniority field
+            lead["seniority"] = seniority
+        lead["country"] = country
+        if states:
+            lead["state"] = rng.choice(states)
+        lead["employees"] = employees
+        if country == "AU" and rng.random() < 0.6:
+            lead["abn"] = "".join(str(rng.randint(0, 9)) for _ in range(11))
+        if rng.random() < 0.9:
+            lead["source"] = rng.choice(sources)
+        lead["unsubscribed"] = rng.random() < 0.04
+        if rng.random() < 0.15:
+            lead["requested_quote"] = True
+        if rng.random() < 0.18:
+            lead["account_owner"] = rng.choice(sorted(owners))
+        lead["company"] = {"name": company, "domain": domain, "industry": rng.choice(INDUSTRIES),
+                           "annual_revenue": rng.randrange(100_000, 500_000_000, 50_000)}
+        stage = rng.choice(CRM_STAGES[crm])
+        lead["stage"] = stage
+        if stage in STAGE_DATED[crm]:
+            entered = created + timedelta(days=rng.uniform(0, (as_of - created).days or 1) * (stage != "lead"))
+            if crm == "salesforce" and stage == "lead":
+                entered = created
+            entered = min(entered, as_of - timedelta(minutes=5))
+            if crm == "salesforce" and stage == "opportunity":  # ConvertedDate is a date
+                entered = entered.replace(hour=0, minute=0)
+            lead["stage_entered_at"] = _minute(entered)
+        lead["_created"] = _minute(created)
+        acts = []
+        for _ in range(rng.choice([0, 0, 1, 1, 2, 3, 4, 6])):
+            at = created + timedelta(minutes=rng.randint(5, int((as_of - created).total_seconds() // 60)))
+            acts.append({"type": rng.choice(ACTIVITY_TYPES), "at": _minute(min(at, as_of))})
+        if acts:
+            lead["activities"] = sorted(acts, key=lambda a: a["at"])
+        leads.append(lead)
+    return leads
+
+
+def _ascii(text: str) -> str:
+    return text.lower().replace("ü", "u").replace("'", "")
+
+
+def _owner_ids(crm: str) -> list[str]:
+    from engine.crm.mapping import PRESET_DIR
+    from engine.yamlsafe import load_yaml
+
+    doc, _ = load_yaml((PRESET_DIR / f"{crm}.yaml").read_bytes(), crm)
+    return list(doc["lead"]["account_owner"]["owners"])
+
+
+def strip_private(lead: dict[str, Any]) -> dict[str, Any]:
+    """The native lead without the generator's bookkeeping (keys starting with '_')."""
+    return {k: v for k, v in lead.items() if not k.startswith("_")}
+
+
+# ------------------------------------------------------------------------------------------ HubSpot
+
+
+def _hs_time(iso: str, shape: str) -> str:
+    moment = datetime.fromisoformat(iso).astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M") if shape == "export" else moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _epoch_ms(iso: str) -> str:
+    return str(int(datetime.fromisoformat(iso).timestamp() * 1000))
+
+
+HUBSPOT_STAGE_PROPERTY = {"subscriber": "subscriber", "lead": "lead", "mql": "marketingqualifiedlead",
+                          "sql": "salesqualifiedlead", "opportunity": "opportunity", "customer": "customer"}
+HUBSPOT_STAGE_LABEL = {"subscriber": "Became a Subscriber Date", "lead": "Became a Lead Date",
+                       "mql": "Became a Marketing Qualified Lead Date", "sql": "Became a Sales Qualified Lead Date",
+                       "opportunity": "Became an Opportunity Date", "customer": "Became a Customer Date"}
+
+
+def hubspot_contact(mapping: Mapping, lead: dict[str, Any], shape: str, rng: random.Random) -> dict[str, Any]:
+    """One lead as a HubSpot contact: shape "export" (CSV export: labels) or "api" (v3 JSON, strings)."""
+    label = shape == "export"
+    pick = "label" if label else "first"
+    company = lead.get("company", {})
+    stage = lead.get("stage")
+    industry = company.get("industry")
+    props: dict[str, tuple[str, Any]] = {  # internal name -> (export label, value)
+        "hs_object_id": ("Record ID", lead["id"]),
+        "firstname": ("First Name", lead.get("first_name")),
+        "lastname": ("Last Name", lead.get("last_name")),
+        "email": ("Email", lead.get("email")),
+        "jobtitle": ("Job Title", lead.get("job_title")),
+        "hs_seniority": ("Seniority", mapping.reverse_value("seniority", lead.get("seniority"), pick)),
+        "phone": ("Phone Number", f"+61 7 3{rng.randint(1000000, 9999999)}"),
+        "company": ("Company Name", company.get("name")),
+        "hs_email_domain": ("Email Domain", company.get("domain")),
+        "industry": ("Industry", rng.choice(HUBSPOT_OTHER_INDUSTRIES) if industry == "other"
+                     else mapping.reverse_value("company.industry", industry, pick)),
+        "annualrevenue": ("Annual Revenue", company.get("annual_revenue")),
+        "numemployees": ("Number of Employees", HUBSPOT_BANDS.get(lead.get("employees"))),
+        "country": ("Country/Region", mapping.reverse_value("country", lead.get("country"))),
+        "state": ("State/Region", mapping.reverse_value("state", lead.get("state"))),
+        "hs_analytics_source": ("Original Source", mapping.reverse_value("source", lead.get("source"), pick)),
+        "lifecyclestage": ("Lifecycle Stage", mapping.reverse_value("stage", stage, pick)),
+        "hs_lead_status": ("Lead Status", "NEW" if not label else "New"),
+        "hubspot_owner_id": ("Contact owner", mapping.reverse_value("account_owner", lead.get("account_owner"), pick)),
+        "hs_email_optout": ("Unsubscribed from all email", _text(lead.get("unsubscribed"))),
+        "requested_a_quote": ("Requested a quote", _text(lead.get("requested_quote"))),
+        "abn": ("ABN", lead.get("abn")),
+        "createdate": ("Create Date", _hs_time(lead["_created"], shape) if "_created" in lead else None),
+    }
+    for native, prop in HUBSPOT_STAGE_PROPERTY.items():
+        value = _hs_time(lead["stage_entered_at"], shape) if native == stage and "stage_entered_at" in lead else None
+        props[f"hs_lifecyclestage_{prop}_date"] = (HUBSPOT_STAGE_LABEL[native], value)
+    if label:
+        return {lbl: "" if value is None else _text(value) for lbl, value in props.values()}
+    properties = {name: None if value is None else _text(value) for name, (_, value) in props.items()}
+    return {"id": lead["id"], "properties": properties, "createdAt": properties["createdate"],
+            "updatedAt": properties["createdate"], "archived": False}
+
+
+def hubspot_engagements(lead: dict[str, Any], rng: random.Random, start: int) -> list[dict[str, Any]]:
+    """The lead's activities as engagements (+ emails and inbound calls the mapping skips)."""
+    rows = []
+    kinds = {"call_attempt": ("CALL", "OUTBOUND", ""), "discovery_call_booked": ("MEETING", "", "Discovery call"),
+             "demo_request": ("MEETING", "", "Demo")}
+    acts = list(lead.get("activities", []))
+    if acts and rng.random() < 0.5:
+        acts.append({"type": "_email", "at": acts[0]["at"]})
+    if acts and rng.random() < 0.2:
+        acts.append({"type": "_inbound", "at": acts[-1]["at"]})
+    for act in acts:
+        kind, direction, activity_type = kinds.get(act["type"], ("EMAIL", "", "") if act["type"] == "_email"
+                                                   else ("CALL", "INBOUND", ""))
+        rows.append({"hs_object_id": str(start + len(rows)), "contact_id": lead["id"], "hs_engagement_type": kind,
+                     "hs_timestamp": _epoch_ms(act["at"]),
+                     "hubspot_owner_id": str(71000001 + rng.randrange(15)), "hs_call_direction": direction,
+                     "hs_call_disposition": "f240bbac-87c9-4f6e-bf70-924b57d47db7" if kind == "CALL" else "",
+                     "hs_activity_type": activity_type})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ Salesforce
+
+
+def _sf_time(iso: str) -> str:
+    return datetime.fromisoformat(iso).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+def salesforce_lead(mapping: Mapping, lead: dict[str, Any], shape: str, rng: random.Random) -> dict[str, Any]:
+    """One lead as a Salesforce Lead: shape "export" (Data Loader CSV) or "api" (REST JSON with attributes)."""
+    company = lead.get("company", {})
+    stage = lead.get("stage")
+    entered = lead.get("stage_entered_at")
+    converted = stage == "opportunity"
+    country = lead.get("country")
+    row: dict[str, Any] = {
+        "Id": lead["id"], "FirstName": lead.get("first_name"), "LastName": lead.get("last_name"),
+        "Email": lead.get("email"), "Title": lead.get("job_title"), "Phone": f"+61 2 9{rng.randint(1000000, 9999999)}",
+        "Company": company.get("name"), "Website": company.get("domain"),
+        "Industry": mapping.reverse_value("company.industry", company.get("industry")),
+        "AnnualRevenue": company.get("annual_revenue"), "NumberOfEmployees": lead.get("employees"),
+        "Country": mapping.reverse_value("country", country, column="Country") if country else None,
+        "CountryCode": country, "State": mapping.reverse_value("state", lead.get("state"), column="State")
+        if lead.get("state") else None, "StateCode": lead.get("state"),
+        "LeadSource": mapping.reverse_value("source", lead.get("source")) if lead.get("source") else "Other",
+        "Status": mapping.reverse_value("stage", stage, column="Status"),
+        "IsConverted": converted, "ConvertedDate": entered[:10] if converted and entered else None,
+        "OwnerId": mapping.reverse_value("account_owner", lead["account_owner"]) if lead.get("account_owner")
+        else "00G5g00000Triage1AAA",
+        "HasOptedOutOfEmail": lead.get("unsubscribed"), "Requested_Quote__c": lead.get("requested_quote"),
+        "ABN__c": lead.get("abn"),
+        "MQL_Date__c": _sf_time(entered) if stage == "mql" and entered else None,
+        "SQL_Date__c": _sf_time(entered) if stage == "sql" and entered else None,
+        "CreatedDate": _sf_time(entered if stage == "lead" and entered else lead["_created"]),
+    }
+    if shape == "export":
+        return {k: "" if v is None else _text(v) for k, v in row.items()}
+    return {"attributes": {"type": "Lead", "url": f"/services/data/v62.0/sobjects/Lead/{lead['id']}"}, **row}
+
+
+def salesforce_tasks(lead: dict[str, Any], rng: random.Random, start: int) -> list[dict[str, Any]]:
+    """The lead's activities as Task (calls, emails) and Event (meetings) rows in one file."""
+    rows = []
+    acts = list(lead.get("activities", []))
+    if acts and rng.random() < 0.5:
+        acts.append({"type": "_email", "at": acts[0]["at"]})
+    for act in acts:
+        base = {"Id": f"00T5g0000{start + len(rows):06d}AAA", "WhoId": lead["id"],
+                "OwnerId": f"0055g00000Rep{rng.randrange(1, 16):02d}AAA", "TaskSubtype": "", "CallType": "",
+                "EventSubtype": "", "Type": "", "Subject": "", "ActivityDate": act["at"][:10],
+                "CompletedDateTime": "", "StartDateTime": "", "CallDisposition": ""}
+        if act["type"] == "call_attempt":
+            base.update(TaskSubtype="Call", CallType="Outbound", Subject="Call", CompletedDateTime=_sf_time(act["at"]),
+                        CallDisposition=rng.choice(["No answer", "Left voicemail", "Connected"]))
+        elif act["type"] == "_email":
+            base.update(TaskSubtype="Email", Subject="Email: Following up")
+        else:
+            base.update(EventSubtype="Event", Type="Demo" if act["type"] == "demo_request" else "Meeting",
+                        Subject="Demo" if act["type"] == "demo_request" else "Discovery call",
+                        StartDateTime=_sf_time(act["at"]))
+        rows.append(base)
+    return rows
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if value is None else str(value)
+
+
+# ------------------------------------------------------------------------------------------ files
+
+
+def crm_records(crm: str, mapping: Mapping, leads: Iterable[dict[str, Any]], shape: str, seed: int,
+                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(lead records, activity records) of `leads` in the CRM's shape."""
+    rng = random.Random(f"{crm}:{seed}:shape")
+    records, activities = [], []
+    for lead in leads:
+        if crm == "hubspot":
+            records.append(hubspot_contact(mapping, lead, shape, rng))
+            activities.extend(hubspot_engagements(lead, rng, 50_000_001 + len(activities)))
+        else:
+            records.append(salesforce_lead(mapping, lead, shape, rng))
+            activities.extend(salesforce_tasks(lead, rng, 1 + len(activities)))
+    return records, activities
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+FILES = {"hubspot": ("hubspot-contacts.csv", "hubspot-engagements.csv"),
+         "salesforce": ("salesforce-leads.csv", "salesforce-tasks.csv")}
+
+
+def write_examples(out_dir: str | Path, ps: Any, n: int = 2000, seed: int = 12) -> list[Path]:
+    """The example exports of both CRMs (see the module docstring)."""
+    from engine.crm.mapping import load_mapping
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for crm, (leads_file, acts_file) in FILES.items():
+        mapping = load_mapping(crm, ps)
+        records, activities = crm_records(crm, mapping, native_leads(n, seed, crm), "export", seed)
+        for name, rows in ((leads_file, records), (acts_file, activities)):
+            (out / name).write_text(csv_text(rows), encoding="utf-8", newline="")
+            written.append(out / name)
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    import engine
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="scenarios/crm")
+    parser.add_argument("--leads", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--policies", default="policies")
+    args = parser.parse_args(argv)
+    for path in write_examples(args.out, engine.load_policies(args.policies), args.leads, args.seed):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["AS_OF", "crm_records", "csv_text", "native_leads", "strip_private", "write_examples"]
