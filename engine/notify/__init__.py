@@ -62,7 +62,7 @@ class NotifyRun:
                 "error_records": self.errors}
 
 
-def notify(leads: Sequence[str], now: datetime, *, policies: str | None = None, rev: str | None = None,
+def notify(leads: Sequence[str] | Iterable[Any], now: datetime, *, policies: str | None = None, rev: str | None = None,
            mapping: str | None = None, activities: str | None = None, since: date | None = None,
            stages: Iterable[str] = DEFAULT_STAGES, state: str | None = None, webhook: Webhook | None = None,
            dry_run: bool = False, jobs: int | None = None) -> NotifyRun:
@@ -76,7 +76,7 @@ def notify(leads: Sequence[str], now: datetime, *, policies: str | None = None, 
     if webhook is None and not dry_run:
         raise ValueError("notify needs a webhook unless dry_run")
     timeline = PolicyTimeline.open(policies, rev)
-    card = report(list(leads), now, since=since, jobs=jobs, mapping=mapping, activities=activities,
+    card = report(leads, now, since=since, jobs=jobs, mapping=mapping, activities=activities,
                   timeline=timeline)
     events = events_from_facts(card.facts.to_pylist(), directory_of(timeline.latest), stages)
     run = NotifyRun(now, dry_run, events, [message(e) for e in events], leads=card.leads, errors=card.errors)
