@@ -89,7 +89,13 @@ def cli() -> None:
 @cli.command()
 @policy_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def validate(policies: str | None, rev: str | None, fmt: str) -> None:
+@click.option("--mapping", "mappings", metavar="NAME|FILE", multiple=True,
+              help="Also check this mapping (a preset or a mapping YAML file); repeat for several.")
+@click.option("--fields", "field_lists", metavar="FILE", multiple=True,
+              help="A custom field list (Pipedrive /dealFields JSON export): show each custom field key the "
+              "mappings read with its human name.")
+def validate(policies: str | None, rev: str | None, fmt: str, mappings: tuple[str, ...] = (),
+             field_lists: tuple[str, ...] = ()) -> None:
     """Check a policy set: JSON Schemas, references, expressions and semantic rules.
 
     Every problem is reported as `file:line:column: error[CODE]: message` with a hint; exit 1 when any.
@@ -97,6 +103,7 @@ def validate(policies: str | None, rev: str | None, fmt: str) -> None:
     \b
     Example:
       leadops validate --policies policies --format json
+      leadops validate --mapping pipedrive --fields scenarios/crm/pipedrive-deal-fields.json
     """
     from engine.gitops import open_policy_source
 
@@ -123,12 +130,45 @@ def validate(policies: str | None, rev: str | None, fmt: str) -> None:
         else:
             click.echo(render.diagnostics_text(scenario_diags), err=True)
         raise SystemExit(1)
+    custom = _custom_fields(ps, policies, mappings, field_lists, on_disk) if mappings or field_lists else None
+    if custom is not None:
+        info = {**info, "custom_fields": custom}
     if fmt == "json":
         click.echo(render.diagnostics_json([], valid=True, summary=info))
     else:
         click.echo(f"{policies or 'policies'}: valid — {info['name']} {info['version']} ({info['revision']}): "
                    f"{info['scoring_rules']} scoring rules, {info['stages']} stages, {info['routing_rules']} routing "
                    f"rules, {info['slas']} SLAs, {info['calendars']} calendars")
+        for item in custom or []:
+            name = f"({item['name']})" if item["name"] else "(not in the field list: a deleted field or a typo?)" \
+                if field_lists else ""
+            click.echo(f"  {item['mapping']}: {item['field']} <- {item['key']} {name}".rstrip())
+
+
+def _custom_fields(ps: Any, policies: str | None, mappings: tuple[str, ...], field_lists: tuple[str, ...],
+                   on_disk: bool) -> list[dict[str, Any]]:
+    """validate --mapping/--fields: the custom field keys of the named mappings (and of the policy directory's
+    own), with their names from the field lists. A mapping that does not compile is reported like a policy."""
+    from engine.crm import InputError, load_mapping
+    from engine.crm.fields import named_custom_fields, read_field_list
+    from engine.crm.mapping import mapping_files
+
+    names: dict[str, str] = {}
+    try:
+        for path in field_lists:
+            names.update(read_field_list(path))
+    except InputError as exc:
+        fail(str(exc))
+    specs = list(mappings) + ([str(p) for p in mapping_files(policies or "policies")] if on_disk else [])
+    out: list[dict[str, Any]] = []
+    for spec in specs:
+        try:
+            mapping = load_mapping(spec, ps, search=Path(policies or "policies") / "mappings")
+        except PolicyError as exc:
+            click.echo(render.diagnostics_text(exc.diagnostics), err=True)
+            raise SystemExit(1) from None
+        out.extend(named_custom_fields(mapping, names))
+    return out
 
 
 # ---------------------------------------------------------------- eval
@@ -1208,7 +1248,7 @@ def codeowners_cmd(policies: str, output: str | None, check: bool) -> None:
 @click.argument("directory", metavar="DIR")
 @click.option("--name", help="Policy set name (default: from DIR).")
 @click.option("--git/--no-git", "use_git", default=True, show_default=True, help="Run `git init` in DIR.")
-@click.option("--crm", type=click.Choice(["hubspot", "salesforce"]),
+@click.option("--crm", type=click.Choice(["hubspot", "salesforce", "pipedrive"]),
               help="Start with this CRM's mapping in policies/mappings/ (leadops eval export.csv --mapping CRM).")
 def init_cmd(directory: str, name: str | None, use_git: bool, crm: str | None) -> None:
     """Scaffold a new policy repository that validates and passes its own tests immediately.

@@ -393,9 +393,16 @@ def _has_value(value: Any) -> bool:
 
 
 def _lookup(record: MappingABC[str, Any], name: str) -> Any:
-    """A column by exact name, else a dotted JSON path ("properties.email")."""
+    """A column by exact name, else a dotted JSON path ("properties.email"), optionally ending in a list
+    selector: "person.email[primary]" (the `value` of the item marked primary, else of the first: Pipedrive's
+    e-mail and phone lists) or "label_ids[0]" (an item by position)."""
     value = record.get(name, _ABSENT)
-    if value is not _ABSENT or "." not in name:
+    if value is not _ABSENT:
+        return value
+    if name.endswith("]") and "[" in name:
+        base, _, selector = name[:-1].rpartition("[")
+        return _select(_lookup(record, base), selector)
+    if "." not in name:
         return value
     current: Any = record
     for part in name.split("."):
@@ -405,6 +412,28 @@ def _lookup(record: MappingABC[str, Any], name: str) -> Any:
         if current is _ABSENT:
             return _ABSENT
     return current
+
+
+def _select(items: Any, selector: str) -> Any:
+    """One item of a list value by a `[selector]` (see _lookup); _ABSENT when there is none."""
+    if isinstance(items, str) and items.startswith("["):  # a list kept as JSON text (CSV, warehouse columns)
+        try:
+            items = json.loads(items)
+        except ValueError:
+            return _ABSENT
+    if not isinstance(items, list) or not items:
+        return _ABSENT
+    if selector == "primary":
+        chosen = next((i for i in items if isinstance(i, MappingABC) and i.get("primary") is True), items[0])
+        return chosen.get("value", _ABSENT) if isinstance(chosen, MappingABC) else chosen
+    if selector.isdigit():
+        return items[int(selector)] if int(selector) < len(items) else _ABSENT
+    return _ABSENT
+
+
+def base_name(name: str) -> str:
+    """The source field a name reads ("person.email[primary]" -> "person.email")."""
+    return name.split("[", 1)[0]
 
 
 # ------------------------------------------------------------------------------------------ compiling
@@ -511,12 +540,12 @@ class _Builder:
         convert = self.convert(spec, path, target)
         if kind == "from":
             names = _names(spec["from"])
-            sources.extend(names)
+            sources.extend(map(base_name, names))
             read = _reader(names)
         else:
             parts = [_names(p) for p in spec["join"]]
             for p in parts:
-                sources.extend(p)
+                sources.extend(map(base_name, p))
             read = _joiner([_reader(p) for p in parts])
 
         def get(record: MappingABC[str, Any], lead: dict[str, Any], ctx: Context) -> Any:
@@ -524,7 +553,9 @@ class _Builder:
             if column is None:
                 return _ABSENT
             return convert(raw, column, ctx)
-        if kind == "from":
+        if any("[" in n for n in (names if kind == "from" else [n for p in parts for n in p])):
+            pass  # list selectors are read through _lookup, never inlined
+        elif kind == "from":
             get.names, get.convert = names, convert  # type: ignore[attr-defined]  # the plan's fast path
         else:
             get.parts, get.convert = parts, convert  # type: ignore[attr-defined]
@@ -537,7 +568,7 @@ class _Builder:
                 self.error("MAPPING005", f"unknown stage '{stage}'", path + ("stage_dates", stage),
                            checks.did_you_mean(stage, self.stage_ids) + "stages: " + ", ".join(self.stage_ids), key=True)
             readers[stage] = _reader(_names(names))
-            sources.extend(_names(names))
+            sources.extend(map(base_name, _names(names)))
         convert = self.convert({k: v for k, v in spec.items() if k != "stage_dates"}, path, target)
 
         def get(record: MappingABC[str, Any], lead: dict[str, Any], ctx: Context) -> Any:
@@ -727,7 +758,7 @@ def _show(raw: Any) -> str:
 
 def _reader(names: list[str]) -> Callable[[MappingABC[str, Any]], tuple[str | None, Any]]:
     """(column, value) of the first candidate with a value, or (None, None)."""
-    if len(names) == 1 and "." not in names[0]:
+    if len(names) == 1 and "." not in names[0] and "[" not in names[0]:
         only = names[0]
 
         def read_one(record: MappingABC[str, Any]) -> tuple[str | None, Any]:
@@ -737,7 +768,7 @@ def _reader(names: list[str]) -> Callable[[MappingABC[str, Any]], tuple[str | No
             return only, value
         return read_one
 
-    dotted = tuple((name, "." in name) for name in names)
+    dotted = tuple((name, "." in name or "[" in name) for name in names)
 
     def read(record: MappingABC[str, Any]) -> tuple[str | None, Any]:
         for name, has_dot in dotted:

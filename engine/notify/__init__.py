@@ -80,7 +80,7 @@ def notify(leads: Sequence[str] | Iterable[Any], now: datetime, *, policies: str
                   timeline=timeline)
     events = events_from_facts(card.facts.to_pylist(), directory_of(timeline.latest), stages)
     run = NotifyRun(now, dry_run, events, [message(e) for e in events], leads=card.leads, errors=card.errors)
-    with NotifyState(state) as sent:
+    with NotifyState(state, lock=not dry_run) as sent:
         for event, payload in zip(run.events, run.messages):
             if sent.seen(event.key):
                 run.skipped.append(event.key)

@@ -28,16 +28,18 @@ class StateError(LeadopsError):
 class NotifyState:
     """Sent event keys (key -> when, by `now` and by the wall clock). Use as a context manager to hold the lock."""
 
-    def __init__(self, path: str | Path | None, wait: float = 30.0):
+    def __init__(self, path: str | Path | None, wait: float = 30.0, lock: bool = True):
         self.path = Path(path) if path is not None else None
         self.wait = wait
+        self.lock = lock  # False: read only (a dry run neither waits for nor creates the lock)
         self.sent: dict[str, dict[str, Any]] = {}
         self._lock: Any = None
 
     def __enter__(self) -> "NotifyState":
         if self.path is None:
             return self
-        self._lock = self._acquire()
+        if self.lock:
+            self._lock = self._acquire()
         self.sent = self._read()
         return self
 
@@ -90,6 +92,8 @@ class NotifyState:
         """Mark `key` sent and write the file at once (atomically)."""
         self.sent[key] = {"now": now, "sent_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         if self.path is not None:
+            if not self.lock:
+                raise StateError(f"{self.path}: opened read-only (dry run)")
             self._write()
 
     def _write(self) -> None:
