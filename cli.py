@@ -958,6 +958,92 @@ def report_cmd(leads: tuple[str, ...], policies: str | None, rev: str | None, no
         raise SystemExit(2)
 
 
+# ---- ga4: web events as activities ----
+
+
+@cli.command("ga4")
+@click.argument("leads", nargs=-1, required=True, metavar="LEADS…")
+@policy_options
+@click.option("--events", "event_files", metavar="FILE", multiple=True, required=True,
+              help="A GA4 BigQuery export (events_YYYYMMDD as .parquet or .jsonl); repeat for several days.")
+@click.option("--events-mapping", default="ga4", show_default=True, metavar="NAME|FILE",
+              help="Which events count and how: the ga4 preset or a mapping file of your own.")
+@click.option("--join-table", metavar="FILE", help="user_pseudo_id -> lead_id (CSV, JSON Lines or Parquet) for "
+              "visitors whose user_id is neither the lead id nor the hashed e-mail.")
+@click.option("--mapping", metavar="NAME|FILE", help="LEADS are CRM exports read through this mapping.")
+@click.option("--activities", "activities_file", metavar="FILE", help="With --mapping: the CRM's activity export.")
+@click.option("--out", "out_file", metavar="FILE", help="Write the leads here (JSON Lines; default: stdout).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="The accounting on stderr: readable lines or one JSON object.")
+def ga4_cmd(leads: tuple[str, ...], policies: str | None, rev: str | None, event_files: tuple[str, ...],
+            events_mapping: str, join_table: str | None, mapping: str | None, activities_file: str | None,
+            out_file: str | None, fmt: str) -> None:
+    """Google Analytics 4 events as lead activities: leads (native or a CRM export) out as JSON Lines with the
+    events the mapping counts added to their activities, and their source from the first session's traffic
+    source where the CRM gave none. Pipe the result into `leadops eval -` or `leadops report -`.
+
+    An event joins a lead by user_id (the lead id, or the SHA-256 of its trimmed lower-case e-mail), else by
+    user_pseudo_id through --join-table. Events without a lead are counted and reported on stderr, never dropped
+    silently. Exit 2 when some leads or events could not be read or mapped, 1 on a bad mapping or file.
+
+    \b
+    Example:
+      leadops ga4 scenarios/crm/pipedrive-leads.json --mapping pipedrive --events scenarios/ga4/events_20261120.jsonl --join-table scenarios/ga4/join.csv | leadops eval - --now 2026-11-23T09:00:00+10:00
+    """
+    from engine.crm import InputError, load_mapping
+    from engine.crm.ga4 import join_web_events, read_join_table
+    from engine.crm.pipeline import source_items
+    from engine.gitops import open_policy_source
+
+    try:
+        ps = open_policy_source(policies, rev)
+        web = load_mapping(events_mapping, ps, search=Path((policies or "policies").split(":")[-1]) / "mappings")
+    except PolicyError as exc:
+        click.echo(render.diagnostics_text(exc.diagnostics), err=True)
+        raise SystemExit(1) from None
+    if web.activity_key is None:
+        fail(f"--events-mapping {events_mapping}: the mapping has no activities section (which events count)")
+    for f in (*leads, *event_files, *(x for x in (activities_file, join_table) if x)):
+        if not Path(f).is_file():
+            fail(f"file '{f}' does not exist")
+    records, problems = [], []
+    for path in leads:
+        lead_mapping, acts = open_crm_source(ps, path, mapping, activities_file, None, None, False, policies)
+        try:
+            for row, item in source_items(path, lead_mapping, None, None, acts):
+                try:
+                    if isinstance(item, LeadError):
+                        raise item
+                    record, joined = item if isinstance(item, tuple) else (item, None)
+                    lead = lead_mapping.to_lead(record, joined, row) if lead_mapping is not None else record
+                    if not isinstance(lead, dict) or not lead.get("id"):
+                        raise LeadError("a lead must be a JSON object with an id", "id")
+                    records.append(lead)
+                except LeadError as exc:
+                    problems.append(f"{path}: row {row}: {exc.message}")
+        except InputError as exc:
+            fail(str(exc))
+    try:
+        stats = join_web_events(records, list(event_files), web, read_join_table(join_table) if join_table else None)
+    except InputError as exc:
+        fail(str(exc))
+    text = "".join(json.dumps(lead, ensure_ascii=False, separators=(",", ":")) + "\n" for lead in records)
+    try:
+        if out_file:
+            Path(out_file).write_text(text, encoding="utf-8")
+        else:
+            click.echo(text, nl=False)
+    except OSError as exc:
+        fail(f"cannot write {out_file}: {exc.strerror}")
+    if fmt == "json":
+        click.echo(json.dumps({**stats.to_dict(), "leads": len(records), "lead_errors": problems}), err=True)
+    else:
+        for line in [*problems[:10], *stats.summary()]:
+            click.echo(line, err=True)
+    if problems or stats.unreadable or stats.errors:
+        raise SystemExit(2)
+
+
 # ---- notify: Slack ----
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 
@@ -216,6 +217,14 @@ class Mapping:
             self._plans[key] = cached
         return (flat, cached[0]), cached[1]
 
+    def to_activity(self, record: MappingABC[str, Any], row: int | None = None) -> dict[str, Any] | None:
+        """One activity row through the `activities` fields alone (None: declared `skip`, not a lead activity);
+        raises MappingError like to_lead. For events joined to leads by other means (engine.crm.ga4)."""
+        ctx = Context(row, "event row")
+        plan, _ = self._plan(self.activity_rules, record, self._activity_declared)
+        mapped = plan[1](plan[0], ctx)
+        return mapped if "type" in mapped else None
+
     def _refuse_unused(self, unused: list[str], ctx: Context, prefix: str) -> None:
         if unused:
             raise MappingError(f"{ctx.where(unused[0])}: no mapping rule uses this field (--strict)",
@@ -395,7 +404,8 @@ def _has_value(value: Any) -> bool:
 def _lookup(record: MappingABC[str, Any], name: str) -> Any:
     """A column by exact name, else a dotted JSON path ("properties.email"), optionally ending in a list
     selector: "person.email[primary]" (the `value` of the item marked primary, else of the first: Pipedrive's
-    e-mail and phone lists) or "label_ids[0]" (an item by position)."""
+    e-mail and phone lists), "label_ids[0]" (an item by position) or "event_params[page_location]" (the value
+    of the {key, value} item with that key: GA4's event parameters)."""
     value = record.get(name, _ABSENT)
     if value is not _ABSENT:
         return value
@@ -428,6 +438,12 @@ def _select(items: Any, selector: str) -> Any:
         return chosen.get("value", _ABSENT) if isinstance(chosen, MappingABC) else chosen
     if selector.isdigit():
         return items[int(selector)] if int(selector) < len(items) else _ABSENT
+    for item in items:  # GA4's event_params: [{key, value: {string_value, int_value, float_value, double_value}}]
+        if isinstance(item, MappingABC) and item.get("key") == selector:
+            value = item.get("value")
+            if not isinstance(value, MappingABC):
+                return _ABSENT if value is None else value
+            return next((v for v in value.values() if v is not None), _ABSENT)
     return _ABSENT
 
 
@@ -604,6 +620,8 @@ class _Builder:
     def coercion(self, spec: dict[str, Any], path: tuple[Any, ...], target: Target) -> Callable[[Any], Any]:
         kind = target.type
         enum = frozenset(target.enum) if target.enum else None
+        if "url_part" in spec:  # "https://acme.example/pricing?plan=pro" -> "/pricing"
+            return lambda raw: urlsplit(spelling(raw)).path or "/"
         if "band" in spec:
             if kind not in ("integer", "number"):
                 self.error("MAPPING006", f"band applies to numbers; {target.name} is {kind}", path + ("band",))
@@ -668,6 +686,7 @@ class _Builder:
                            checks.did_you_mean(str(default), allowed) + f"known: {', '.join(allowed)}")
             default = self.native(str(default), target, path + ("default",))
         keep = spec.get("unknown") == "keep"
+        drop = spec.get("unknown") == "skip"  # e.g. GA4's many automatic events: none is a lead activity
         labels = sorted(k for k, v in exact.items() if v is not _ABSENT_MARK)
         name = target.name
 
@@ -689,6 +708,8 @@ class _Builder:
                 return default
             if keep:
                 return text
+            if drop:
+                return _ABSENT
             close = difflib.get_close_matches(text, labels, n=1, cutoff=0.5)
             hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(labels[:12])}"
             raise MappingError(f"{ctx.where(column)}: unknown value {_show(raw)} for {name}{hint} "

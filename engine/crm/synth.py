@@ -6,7 +6,9 @@ reversed), so that the example exports are realistic and a round trip can be che
 writes hubspot-contacts.csv (the CSV export: display labels) + hubspot-engagements.csv, salesforce-leads.csv
 (Data Loader: API names) + salesforce-tasks.csv, and Pipedrive API pages: pipedrive-leads.json (leads with their
 person and organization), pipedrive-activities.json, pipedrive-lead-labels.json and pipedrive-deal-fields.json
-(the custom fields' keys and names). The same seed gives the same bytes.
+(the custom fields' keys and names); and one day of Google Analytics 4 events by those leads as the BigQuery
+export writes them (ga4-events_20261120.jsonl) with ga4-join.csv (user_pseudo_id -> lead_id). The same seed
+gives the same bytes.
 
 Native leads are drawn so that every value survives the CRM's shape: HubSpot's employee bands keep only their
 lower bound, so HubSpot leads have band-bound sizes; times are whole minutes in UTC; stages and activity types
@@ -392,6 +394,71 @@ def pipedrive_activities(lead: dict[str, Any], rng: random.Random, start: int, s
     return rows
 
 
+# ------------------------------------------------------------------------------------------ GA4
+
+GA4_DAY = datetime(2026, 11, 20, tzinfo=timezone.utc)
+GA4_SITE = "https://www.acme.example"
+GA4_PAGES = ["/", "/product/routing", "/product/scoring", "/product/sla", "/customers", "/blog/speed-to-lead",
+             "/pricing", "/pricing?plan=team"]
+GA4_SOURCES = [("(direct)", "(none)", "(direct)"), ("google", "organic", "(organic)"), ("google", "cpc", "brand"),
+               ("linkedin.com", "referral", "(referral)"), ("newsletter", "email", "november"),
+               ("partner.example", "affiliate", "(referral)")]
+
+
+def _ga4_param(key: str, value: Any) -> dict[str, Any]:
+    """An event parameter as the BigQuery export writes it (INT64 as a string, the unused slots null)."""
+    slots = {"string_value": None, "int_value": None, "float_value": None, "double_value": None}
+    slots["int_value" if isinstance(value, int) else "string_value"] = str(value)
+    return {"key": key, "value": slots}
+
+
+def ga4_events(leads: list[dict[str, Any]], seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(one day of GA4 events as the BigQuery export writes them, the join table): visits by leads known by
+    their lead id, by their hashed e-mail, or only by user_pseudo_id (most in the join table), and anonymous
+    visitors who are no lead; automatic events (session_start, scroll, user_engagement) among them."""
+    from engine.crm.ga4 import email_hash
+
+    rng = random.Random(f"ga4:{seed}")
+    events: list[dict[str, Any]] = []
+    table: list[dict[str, Any]] = []
+    visitors = [("lead", lead) for lead in leads if rng.random() < 0.6] + [("anon", None)] * (len(leads) // 5)
+    for number, (kind, lead) in enumerate(visitors):
+        pseudo = f"{rng.randrange(10**9, 10**10)}.{1795000000 + number}"
+        how = rng.choices(["id", "hash", "pseudo"], weights=[4, 3, 3])[0] if lead else "pseudo"
+        user_id = lead["id"] if how == "id" else email_hash(lead["email"]) if how == "hash" else None
+        if lead is not None and how == "pseudo" and rng.random() < 0.85:
+            table.append({"user_pseudo_id": pseudo, "lead_id": lead["id"]})
+        source, medium, name = rng.choice(GA4_SOURCES)
+        moment = GA4_DAY + timedelta(seconds=rng.randrange(0, 86_000))
+        session = int(moment.timestamp())
+        pages = ["session_start"] + [rng.choice(GA4_PAGES) for _ in range(rng.randint(1, 5))]
+        if rng.random() < 0.15:
+            pages.append("file_download")
+        if rng.random() < 0.1:
+            pages.append("generate_lead")
+        for step in pages:
+            moment += timedelta(seconds=rng.randint(5, 240), microseconds=rng.randrange(10**6))
+            params = [_ga4_param("ga_session_id", session)]
+            if step == "file_download":
+                name_, params = "file_download", params + [
+                    _ga4_param("file_name", "/assets/acme-pricing-guide.pdf"),
+                    _ga4_param("link_url", f"{GA4_SITE}/assets/acme-pricing-guide.pdf")]
+            elif step in ("session_start", "generate_lead"):
+                name_, params = step, params + [_ga4_param("page_location", f"{GA4_SITE}/contact")]
+            else:
+                name_, params = "page_view", params + [_ga4_param("page_location", GA4_SITE + step),
+                                                       _ga4_param("page_title", step.strip("/") or "home")]
+            events.append({"event_date": moment.strftime("%Y%m%d"), "event_timestamp": str(
+                int(moment.timestamp()) * 1_000_000 + moment.microsecond), "event_name": name_,
+                "event_params": params, "user_id": user_id, "user_pseudo_id": pseudo,
+                "traffic_source": {"name": name, "medium": medium, "source": source},
+                "device": {"category": rng.choice(["desktop", "mobile"])}, "platform": "WEB", "stream_id": "4410000001"})
+            if name_ == "page_view" and rng.random() < 0.3:
+                events.append({**events[-1], "event_name": rng.choice(["scroll", "user_engagement"]),
+                               "event_params": params[:1]})
+    return events, table
+
+
 def _text(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -431,6 +498,7 @@ FILES = {"hubspot": ("hubspot-contacts.csv", "hubspot-engagements.csv"),
          "salesforce": ("salesforce-leads.csv", "salesforce-tasks.csv")}
 PIPEDRIVE_FILES = ("pipedrive-leads.json", "pipedrive-activities.json", "pipedrive-lead-labels.json",
                    "pipedrive-deal-fields.json")
+GA4_FILES = ("ga4-events_20261120.jsonl", "ga4-join.csv")
 PIPEDRIVE_FIELD_NAMES = {"abn": ("ABN", "varchar"), "requested_quote": ("Requested a quote", "varchar"),
                          "stage_entered_at": ("Label set at", "date")}
 
@@ -478,7 +546,12 @@ def write_examples(out_dir: str | Path, ps: Any, n: int = 2000, seed: int = 12) 
     for name, rows in zip(PIPEDRIVE_FILES, (records, activities, labels, fields)):
         (out / name).write_text(api_page(rows), encoding="utf-8", newline="")
         written.append(out / name)
-    return written
+    pd_leads = [strip_private(lead) for lead in native_leads(max(1, n // 4), seed, "pipedrive")]
+    events, table = ga4_events(pd_leads, seed)  # visits by the Pipedrive leads (and by people who are none)
+    (out / GA4_FILES[0]).write_text("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in events),
+                                    encoding="utf-8", newline="")
+    (out / GA4_FILES[1]).write_text(csv_text(table), encoding="utf-8", newline="")
+    return written + [out / name for name in GA4_FILES]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -500,4 +573,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["AS_OF", "api_page", "crm_records", "pipedrive_reference", "csv_text", "native_leads", "strip_private", "write_examples"]
+__all__ = ["AS_OF", "api_page", "crm_records", "ga4_events", "pipedrive_reference", "csv_text", "native_leads", "strip_private", "write_examples"]
