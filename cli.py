@@ -1079,7 +1079,7 @@ def notify_cmd(leads: tuple[str, ...], policies: str | None, rev: str | None, no
 
     \b
     Example:
-      leadops notify examples/report/leads.jsonl --now 2026-11-25T11:00:00+10:00 --since 2026-11-20 --dry-run
+      leadops notify examples/report/leads.jsonl --rev HEAD --now 2026-11-25T11:00:00+10:00 --since 2026-11-20 --dry-run
     """
     from datetime import date
 
