@@ -301,8 +301,9 @@ def open_crm_source(ps: "engine.PolicySet", path: str, mapping_spec: str | None,
 
     try:
         fmt = detect(path, input_format) if path != "-" else (input_format or "jsonl")
-        policy_dir = (policies or "policies").split(":", 1)[-1] if not Path(policies or "policies").is_dir() \
-            else (policies or "policies")
+        from engine.gitops import split_spec
+
+        policy_dir = split_spec(policies, None)[1]  # REV:DIR -> DIR: mapping files come from the working tree
         mapping = resolve_mapping(mapping_spec, ps, fmt, strict, policy_dir)
         if activities_file and mapping is None:
             fail("--activities needs --mapping (the mapping says how activity rows join leads)")
@@ -491,34 +492,61 @@ def keys_group() -> None:
 
     \b
     Example:
-      leadops keys generate --out keys --key-id prod-2026
+      leadops keys generate --out keys --name prod-2026 && leadops keys id keys/prod-2026.public.pem
     """
 
 
 @keys_group.command("generate")
 @click.option("--out", "out_dir", metavar="DIR", default="keys", show_default=True, help="Directory for the PEM files.")
-@click.option("--key-id", default="default", show_default=True, help="Key id: names the files and the JWS 'kid'.")
-def keys_generate(out_dir: str, key_id: str) -> None:
-    """Write a new Ed25519 key pair: DIR/ID.private.pem (mode 0600) and DIR/ID.public.pem.
+@click.option("--name", "--key-id", "name", default="default", show_default=True,
+              help="Names the files (NAME.private.pem, NAME.public.pem); the key id is the key's own thumbprint.")
+def keys_generate(out_dir: str, name: str) -> None:
+    """Write a new Ed25519 key pair: DIR/NAME.private.pem (mode 0600) and DIR/NAME.public.pem; print its key id.
 
-    Keep the private key secret (a CI secret or a vault); give the public key (or a directory of them, for
-    rotation) to every service and client that verifies bundles. Existing keys are never overwritten.
+    The key id (the JWS 'kid' of the signatures) is the key's RFC 7638 JWK thumbprint, so it never depends on
+    a file name. Keep the private key secret (a CI secret or a vault) and out of git; give the public key (or a
+    directory of them, for rotation) to every service and client that verifies bundles. Existing keys are
+    never overwritten.
 
     \b
     Example:
-      leadops keys generate --out keys --key-id prod-2026
+      leadops keys generate --out keys --name prod-2026
     """
     from engine.bundle import BundleError
     from engine.signing import generate_keypair
 
     try:
-        pair = generate_keypair(out_dir, key_id)
+        pair = generate_keypair(out_dir, name)
     except BundleError as exc:
         _bundle_fail(exc)
     except OSError as exc:
         fail(f"cannot write keys to {out_dir}: {exc.strerror}")
     click.echo(f"private key: {pair.private_path} (secret: never commit it)")
-    click.echo(f"public key:  {pair.public_path} (key id {pair.key_id!r})")
+    click.echo(f"public key:  {pair.public_path}")
+    click.echo(f"key id:      {pair.key_id} (the key's thumbprint; `bundle sign --key-id {pair.name}` uses the name)")
+
+
+@keys_group.command("id")
+@click.argument("key_files", metavar="KEY.pem…", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def keys_id(key_files: tuple[str, ...]) -> None:
+    """Print the key id (RFC 7638 JWK thumbprint) of Ed25519 keys, public or private: the kid they sign with.
+
+    \b
+    Example:
+      leadops keys id keys/prod-2026.public.pem
+    """
+    from engine.bundle import BundleError
+    from engine.signing import is_private_pem, key_thumbprint, load_private_key, load_public_key
+
+    for path in key_files:
+        try:
+            data = Path(path).read_bytes()
+            key = load_private_key(data) if is_private_pem(data) else load_public_key(data)
+        except OSError as exc:
+            fail(f"cannot read {path}: {exc.strerror}")
+        except BundleError as exc:
+            fail(f"{path}: {exc.reason}")
+        click.echo(f"{key_thumbprint(key)}  {path}")
 
 
 @cli.group("bundle")
@@ -583,7 +611,7 @@ def bundle_build(policies: str, out_dir: str, allow_dirty: bool, sequence: int |
 @bundle_group.command("sign")
 @click.argument("bundle_file", metavar="BUNDLE", type=click.Path(dir_okay=False))
 @click.option("--key", "key_file", metavar="PRIVATE.pem", required=True, help="Ed25519 private key (PEM).")
-@click.option("--key-id", help="Key id for the JWS 'kid' (default: the key file name without .private.pem).")
+@click.option("--key-id", help="Key id for the JWS 'kid' (default: the key's thumbprint; a name must match the verifiers' NAME.public.pem).")
 @click.option("--out", "out_file", metavar="FILE", help="Write the signed bundle here (default: sign in place).")
 @click.option("--sequence", type=click.IntRange(0, 2**63 - 1),
               help="Monotonic sequence (default: the manifest's, else the current Unix time).")
@@ -599,7 +627,8 @@ def bundle_sign(bundle_file: str, key_file: str, key_id: str | None, out_file: s
     """
     from engine.bundle import BundleError
     from engine.client import _atomic_write
-    from engine.signing import key_id_from_filename, parse_duration, sign_bundle, verify_bundle
+    from engine.gitops import exposure_in_git
+    from engine.signing import key_thumbprint, load_private_key, parse_duration, sign_bundle, verify_bundle
 
     if expires_in.strip().replace(".", "", 1).isdigit():
         raise click.BadParameter(f"'{expires_in}' has no unit; write e.g. 30d, 12h or 90m", param_hint="--expires-in")
@@ -610,19 +639,21 @@ def bundle_sign(bundle_file: str, key_file: str, key_id: str | None, out_file: s
     if delta.total_seconds() < 60:
         raise click.BadParameter(f"'{expires_in}' is less than a minute; clients would refuse the bundle as "
                                  "expired almost at once (e.g. 30d)", param_hint="--expires-in")
-    kid = key_id or key_id_from_filename(key_file)
     try:
         data = Path(bundle_file).read_bytes()
     except OSError as exc:
         fail(f"cannot read {bundle_file}: {exc.strerror}")
     try:
-        signed = sign_bundle(data, key_file, kid, sequence, delta, scope=scope)
-        from engine.signing import load_private_key
-
-        public = load_private_key(key_file).public_key()
-        verified = verify_bundle(signed, {kid: public}, scope=scope)  # never write a bundle that fails its own check
+        private = load_private_key(key_file)
+        kid = key_id or key_thumbprint(private)
+        signed = sign_bundle(data, private, kid, sequence, delta, scope=scope)
+        verified = verify_bundle(signed, {kid: private.public_key()}, scope=scope)  # never write a bundle that fails its own check
     except BundleError as exc:
         _bundle_fail(exc)
+    exposure = exposure_in_git(key_file)
+    if exposure:
+        click.echo(f"warning: the private key {key_file} {exposure}: a push would publish it; add it to "
+                   ".gitignore (e.g. keys/ or *.private.pem) or keep it outside the repository", err=True)
     target = Path(out_file or bundle_file)
     try:
         _atomic_write(target, signed)
@@ -635,7 +666,7 @@ def bundle_sign(bundle_file: str, key_file: str, key_id: str | None, out_file: s
 @bundle_group.command("verify")
 @click.argument("bundle_file", metavar="BUNDLE", type=click.Path(dir_okay=False))
 @click.option("--key", "key_path", metavar="PUBLIC.pem|DIR", required=True,
-              help="Trusted public key, or a directory of them (key id = file name without .public.pem).")
+              help="Trusted public key, or a directory of them (matched by thumbprint, or by NAME.public.pem for named kids).")
 @click.option("--min-sequence", type=click.IntRange(0, 2**63 - 1), help="Refuse bundles older than this sequence.")
 @click.option("--scope", help="Require this scope claim.")
 def bundle_verify(bundle_file: str, key_path: str, min_sequence: int | None, scope: str | None) -> None:
@@ -649,14 +680,15 @@ def bundle_verify(bundle_file: str, key_path: str, min_sequence: int | None, sco
       leadops bundle verify dist/leadops-3f2a.tar.gz --key keys/ --min-sequence 42
     """
     from engine.bundle import BundleError
-    from engine.signing import verify_bundle
+    from engine.signing import load_trusted_keys, verify_bundle
 
     try:
         data = Path(bundle_file).read_bytes()
     except OSError as exc:
         fail(f"cannot read {bundle_file}: {exc.strerror}")
     try:
-        verified = verify_bundle(data, key_path, min_sequence=min_sequence, scope=scope)
+        keys = load_trusted_keys(key_path, warn=lambda message: click.echo(f"warning: {message}", err=True))
+        verified = verify_bundle(data, keys, min_sequence=min_sequence, scope=scope)
     except BundleError as exc:
         _bundle_fail(exc)
     click.echo(f"{bundle_file}: {verified.summary()}")
@@ -672,13 +704,14 @@ def bundle_verify(bundle_file: str, key_path: str, min_sequence: int | None, sco
 @click.option("--poll-interval", default=1.0, show_default=True, type=click.FloatRange(0.05, 3600),
               help="Seconds between checks for a new bundle.")
 @click.option("--scope", help="Require this scope claim in bundle signatures.")
+@click.option("--impact", "impact_file", metavar="FILE.json", help="Show this `leadops diff --format json` result on /ui/impact.")
 def serve_cmd(bundle_file: str | None, watch_dir: str | None, key_path: str, host: str, port: int,
-              decision_log: str | None, poll_interval: float, scope: str | None) -> None:
+              decision_log: str | None, poll_interval: float, scope: str | None, impact_file: str | None) -> None:
     """Run the decision service (Starlette on uvicorn) from a verified bundle.
 
     Endpoints: POST /v1/decisions, GET /v1/bundle (ETag, 304), GET /v1/policy, GET /healthz, GET /metrics,
     GET /openapi.json. A changed bundle is verified and swapped in atomically; a bad one is logged and the
-    last good one keeps serving.
+    last good one keeps serving. Read-only pages for people at /ui/: the handbook, try a lead, impact reports.
 
     \b
     Example:
@@ -704,6 +737,13 @@ def serve_cmd(bundle_file: str | None, watch_dir: str | None, key_path: str, hos
         _bundle_fail(exc)
     except OSError as exc:
         fail(f"cannot open the decision log {decision_log}: {exc.strerror}")
+    if impact_file:
+        from engine.web import attach_impact_report
+
+        try:
+            attach_impact_report(app, impact_file)
+        except ValueError as exc:
+            fail(str(exc))
     click.echo(f"leadops decision service on http://{host}:{port} (OpenAPI at /openapi.json)", err=True)
     run(app, host=host, port=port)
 
@@ -1136,7 +1176,9 @@ def _git_fail(exc: PolicyError) -> None:
 @click.option("--leads", "lead_files", metavar="FILE", multiple=True,
               help="Leads to compare on: .json (one lead) or .jsonl / - (one per line); repeatable (default: the leads of the scenarios).")
 @click.option("--now", metavar="ISO8601", help="The decision time for both revisions (default: the current UTC time).")
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json", "html"]), default="text", show_default=True,
+              help="html: one self-contained page (inline CSS, no scripts, opens offline).")
+@click.option("--redact", is_flag=True, help="Example leads show initials instead of people's names.")
 @click.option("--max-changed", type=click.FloatRange(0, 100), metavar="PCT",
               help="Exit 1 when more than PCT% of leads change stage or route (default: guard.max_changed_percent of leadops.yaml).")
 @click.option("--acknowledge", is_flag=True, help="The blast radius is intended: report it but do not fail (CI sets it from a PR label).")
@@ -1145,13 +1187,16 @@ def _git_fail(exc: PolicyError) -> None:
               help="Worker processes for large lead files (0: automatic).")
 @lead_source_options
 def diff_cmd(base_rev: str, head_rev: str | None, policies: str, lead_files: tuple[str, ...], now: str | None, fmt: str,
-             max_changed: float | None, acknowledge: bool, examples: int, jobs: int, mapping_spec: str | None,
-             activities_file: str | None, input_format: str | None, encoding: str | None, strict: bool) -> None:
+             redact: bool, max_changed: float | None, acknowledge: bool, examples: int, jobs: int,
+             mapping_spec: str | None, activities_file: str | None, input_format: str | None, encoding: str | None,
+             strict: bool) -> None:
     """Semantic diff and impact report of a policy change, from git revisions.
 
-    Lists the policy changes in words (rules added, removed, re-ordered; points, thresholds, windows, SLA hours,
-    calendars) and evaluates both revisions on the same leads: stage from→to, route, grade, score and SLA due
-    changes with example leads and the rules responsible. --format markdown is made for a pull-request comment.
+    Lists the policy changes in words (the handbook's sentences that change first; then rules added, removed,
+    re-ordered; points, thresholds, windows, SLA hours, calendars) and evaluates both revisions on the same
+    leads: the funnel per stage and week, each team's and rep's leads and SLA clocks, stage from→to, route,
+    grade, score near every moved cut-off and SLA due changes, with example leads (name, company, score) and
+    the rules responsible. --format markdown is made for a pull-request comment, --format html for a page.
     Leads: the files given with --leads (JSON, JSON Lines, CSV, Parquet or - for stdin; CRM exports with
     --mapping and --activities, as for eval), else every lead of the scenarios
     (scenarios/leads/*.json and the leads written inside scenario files). Exit 1 when more leads change stage
@@ -1178,6 +1223,10 @@ def diff_cmd(base_rev: str, head_rev: str | None, policies: str, lead_files: tup
     except PolicyError as exc:
         _git_fail(exc)
     changes = semantic_diff(base_ps.model, head_ps.model)
+    from engine import handbook as hb
+    from engine.thresholds import changed_thresholds
+
+    in_words = [c.to_dict() for c in hb.diff_handbooks(hb.handbook(base_ps, when.date()), hb.handbook(head_ps, when.date()))]
     paths = list(lead_files)
     scenario_items = [] if paths else default_leads(policies)
     source = ", ".join(Path(p).name if p != "-" else "stdin" for p in lead_files[:3]) + (" …" if len(lead_files) > 3 else "") \
@@ -1209,19 +1258,65 @@ def diff_cmd(base_rev: str, head_rev: str | None, policies: str, lead_files: tup
     command = " ".join(["leadops diff", f"--base {base_rev}"] + ([f"--head {head_rev}"] if head_rev else [])
                        + [f"--leads {p}" for p in lead_files] + [f"--now {when.isoformat()}", "--format markdown"])
     report = Report(base_src.label, head_src.label if head_rev else head_src.label, base_ps.revision, head_ps.revision,
-                    when, changes, impact, source, min(limits) if limits else None, acknowledge, command)
+                    when, changes, impact, source, min(limits) if limits else None, acknowledge, command,
+                    in_words, changed_thresholds(base_ps.model, head_ps.model), redact)
     if fmt == "json":
         click.echo(render.to_json(report.to_dict()))
+    elif fmt == "html":
+        from engine.impact_html import report_page
+
+        click.echo(report_page(report.to_dict()), nl=False)
     elif fmt == "markdown":
         click.echo(report.markdown(), nl=False)
     else:
         click.echo(report.text())
     if report.blocked:
-        click.echo(f"error: {report.guard_line()}", err=True)
+        if fmt == "json":  # text and markdown reports already end with the guard line: say it once
+            click.echo(f"error: {report.guard_line()}", err=True)
         raise SystemExit(1)
     if impact is not None and impact.errors:
         click.echo(f"{plural(impact.errors, 'lead')} could not be evaluated (see the report); exit 2 = partial", err=True)
         raise SystemExit(2)
+
+
+@cli.command("handbook")
+@policy_options
+@click.option("--format", "fmt", type=click.Choice(["markdown", "html"]), default="markdown", show_default=True)
+@click.option("--as-of", "as_of", metavar="YYYY-MM-DD",
+              help="First day of the year of holidays listed (default: the revision's commit date; today outside git).")
+@click.option("--out", "out_file", metavar="FILE", help="Write the handbook here instead of stdout.")
+def handbook_cmd(policies: str | None, rev: str | None, fmt: str, as_of: str | None, out_file: str | None) -> None:
+    """The policy set as plain-language rules of engagement, for the people who sign it.
+
+    Who the ideal customer is (fit points), what makes an MQL and an SQL, hand-backs and reason codes, who gets
+    which lead, how fast sales follows up (SLAs, business hours, the coming year's holidays, escalations) and
+    who owns each area. Conditions read as words, with labels from the lead schema; anything without a phrase
+    is shown as written. The same revision always gives the same bytes.
+
+    \b
+    Example:
+      leadops handbook --rev main --format html --out handbook.html
+    """
+    from datetime import date
+
+    from engine import gitops
+    from engine import handbook as hb
+
+    try:
+        src = gitops.open_source(policies, rev)
+        ps = gitops.load_source(src)
+        day = date.fromisoformat(as_of) if as_of else (hb.revision_date(src, gitops.split_spec(policies, rev)[1])
+                                                       or hb.today_utc())
+    except PolicyError as exc:
+        _git_fail(exc)
+    except ValueError:
+        raise click.BadParameter(f"'{as_of}' is not a date (YYYY-MM-DD)", param_hint="--as-of") from None
+    book = hb.handbook(ps, day)
+    text = hb.to_html(book) if fmt == "html" else hb.to_markdown(book)
+    if out_file:
+        Path(out_file).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
 
 
 @cli.command("approvals")
@@ -1333,30 +1428,44 @@ def codeowners_cmd(policies: str, output: str | None, check: bool) -> None:
 @cli.command("init")
 @click.argument("directory", metavar="DIR")
 @click.option("--name", help="Policy set name (default: from DIR).")
-@click.option("--git/--no-git", "use_git", default=True, show_default=True, help="Run `git init` in DIR.")
+@click.option("--example", is_flag=True, help="Copy the full Acme example (policies, 15 sample leads, 5 scenario files) instead of the starter set.")
+@click.option("--country", metavar="CC", help="Public holidays of this ISO country code for the starter calendar (e.g. US).")
+@click.option("--subdivision", metavar="CODE", help="Holidays of this state/region too (e.g. NY); needs --country.")
+@click.option("--time-zone", metavar="ZONE", help="IANA time zone of the starter calendar (e.g. America/New_York; default: the country's only zone, else UTC).")
 @click.option("--crm", type=click.Choice(["hubspot", "salesforce", "pipedrive"]),
               help="Start with this CRM's mapping in policies/mappings/ (leadops eval export.csv --mapping CRM).")
-def init_cmd(directory: str, name: str | None, use_git: bool, crm: str | None) -> None:
+@click.option("--git/--no-git", "use_git", default=True, show_default=True, help="Run `git init` in DIR (branch main).")
+def init_cmd(directory: str, name: str | None, example: bool, country: str | None, subdivision: str | None,
+             time_zone: str | None, use_git: bool, crm: str | None) -> None:
     """Scaffold a new policy repository that validates and passes its own tests immediately.
 
-    Writes policies/, schemas/, scenarios/, .github/workflows/ (pull request and release), .github/CODEOWNERS,
-    .pre-commit-config.yaml, README.md and .gitignore, copied from leadops' own example repository.
+    Writes a small starter policy set (every value to replace marked PLACEHOLDER) with one passing scenario,
+    its calendar in your region; or, with --example, leadops' full worked example. Plus schemas/, the policy
+    CI workflows, .github/CODEOWNERS, .pre-commit-config.yaml, README.md and a .gitignore that keeps private
+    keys, bundles and caches out of git; `git init` on branch main.
 
     \b
     Example:
-      leadops init revenue-policies && cd revenue-policies && leadops validate && leadops test
+      leadops init revenue-policies --country US --subdivision NY --time-zone America/New_York && cd revenue-policies && leadops test
     """
-    from engine.scaffold import ScaffoldError, scaffold
+    from engine.scaffold import RegionError, ScaffoldError, check_region, scaffold
 
+    region = None
     try:
-        done = scaffold(directory, name=name, git=use_git, crm=crm)
+        if country or subdivision or time_zone:
+            region = check_region(country, subdivision, time_zone)
+        done = scaffold(directory, name=name, git=use_git, example=example, region=region, crm=crm)
+    except RegionError as exc:
+        raise click.BadParameter(str(exc), param_hint=exc.option) from None
     except ScaffoldError as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot write {directory}: {exc.strerror}")
     except PolicyError as exc:  # pragma: no cover - the templates are tested
         _git_fail(exc)
-    click.echo(f"{directory}: new policy repository ({len(done.files)} files{', git initialised' if done.git else ''})")
+    click.echo(f"{directory}: new policy repository ({len(done.files)} files{', git initialised on main' if done.git else ''})")
+    if not example:
+        click.echo("replace the PLACEHOLDER values: grep -rn PLACEHOLDER policies scenarios")
     click.echo(f"next: cd {directory} && leadops validate && leadops test && git add -A && git commit -m 'Policy set'")
 
 

@@ -12,6 +12,9 @@ Per user only the latest review that carries a verdict counts (APPROVED, CHANGES
 COMMENTED and PENDING reviews do not change a verdict, as on GitHub). An approval counts only for the head
 commit (a stale approval of an earlier push does not); a DISMISSED review counts for nothing; an
 outstanding CHANGES_REQUESTED from an owner blocks the area until that reviewer approves.
+
+The report quotes what each reviewer last wrote (the newest review with a body, whatever its state) and names
+approvals from people outside the groups that own the changed areas: approvers read words, not just ticks.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class Review:
     commit_id: str
     submitted_at: str
     order: int
+    body: str = ""
 
 
 def parse_reviews(text: str) -> list[Review]:
@@ -75,7 +79,9 @@ def parse_reviews(text: str) -> list[Review]:
             if "user" in item and user is None and isinstance(state, str):  # deleted ("ghost") account: user null
                 continue
             raise ReviewsError(f"review #{i + 1} lacks user.login or state (is this GitHub's reviews JSON?)")
-        out.append(Review(login, state.upper(), str(item.get("commit_id") or ""), str(item.get("submitted_at") or ""), i))
+        body = item.get("body")
+        out.append(Review(login, state.upper(), str(item.get("commit_id") or ""), str(item.get("submitted_at") or ""), i,
+                          body.strip() if isinstance(body, str) else ""))
     return out
 
 
@@ -86,6 +92,22 @@ def latest_verdicts(reviews: list[Review]) -> dict[str, Review]:
         if r.state in VERDICTS:
             latest[r.login.lower()] = r
     return latest
+
+
+def latest_comments(reviews: list[Review]) -> list[Review]:
+    """Each reviewer's newest review that says something (any state, COMMENTED included), oldest first."""
+    latest: dict[str, Review] = {}
+    for r in sorted(reviews, key=lambda r: (r.submitted_at, r.order)):
+        if r.body:
+            latest[r.login.lower()] = r
+    return sorted(latest.values(), key=lambda r: (r.submitted_at, r.order))
+
+
+def quote_markdown(text: str, limit: int = 600) -> str:
+    """A reviewer's words as a markdown quote that cannot re-ping people or hide an HTML comment marker."""
+    text = text if len(text) <= limit else text[:limit].rstrip() + " …"
+    text = text.replace("@", "@\u200b").replace("<!--", "&lt;!--")
+    return "\n".join("> " + line for line in text.splitlines() or [""])
 
 
 # --------------------------------------------------------------------------------------------- changed areas
@@ -136,6 +158,11 @@ class ApprovalResult:
     unowned: list[str]  # changed files no area (and no policy-set area) owns
     groups: dict[str, tuple[str, ...]]
     ignored: list[str]  # notes: dismissed / stale / non-owner reviews
+    comments: list[Review] = field(default_factory=list)  # each reviewer's latest words (`latest_comments`)
+    outside: dict[str, list[str]] = field(default_factory=dict)  # approver of head -> their groups, none owning a changed area
+
+    def _groups_of(self, login: str) -> list[str]:
+        return sorted(g for g, members in self.groups.items() if login.lower() in {m.lower().lstrip("@") for m in members})
 
     @property
     def ok(self) -> bool:
@@ -143,7 +170,10 @@ class ApprovalResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"head": self.head_sha, "ok": self.ok, "areas": [a.to_dict() for a in self.areas],
-                "unowned_files": self.unowned, "notes": self.ignored}
+                "unowned_files": self.unowned, "notes": self.ignored,
+                "outside_approvals": [{"login": k, "groups": v} for k, v in self.outside.items()],
+                "comments": [{"login": r.login, "state": r.state, "submitted_at": r.submitted_at, "commit": r.commit_id,
+                              "groups": self._groups_of(r.login), "body": r.body} for r in self.comments]}
 
     def text(self) -> str:
         if not self.areas and not self.unowned:
@@ -164,6 +194,10 @@ class ApprovalResult:
             lines.append(f"MISSING {f}: no area owns this file; add it to owners.areas in leadops.yaml")
         for note in self.ignored:
             lines.append(f"note: {note}")
+        for r in self.comments:
+            who = ", ".join(self._groups_of(r.login)) or "not an owner"
+            lines.append(f"{r.login} ({who}, {r.state.lower().replace('_', ' ')} {r.submitted_at}): "
+                         + " ".join(r.body.split())[:300])
         missing = sorted({g for a in self.areas for g in a.missing + a.blocked})
         lines.append("all required approvals present" if self.ok else
                      f"blocked: waiting for {', '.join(missing) or 'area owners'} on {self.head_sha[:12]}")
@@ -186,7 +220,16 @@ class ApprovalResult:
             md.append(f"| {a.area} | {', '.join(a.files)} | {' and '.join(a.required)} | {'<br>'.join(st)} |")
         for f in self.unowned:
             md.append(f"| — | {f} | no owner | ⛔ add it to `owners.areas` |")
-        return "\n".join(md) + "\n"
+        if self.outside:
+            md += ["", "**Approvals from outside the owning groups** (they do not count for the changed areas):"]
+            md += [f"- @{login} ({', '.join(groups) or 'in no owner group'})" for login, groups in self.outside.items()]
+        if self.comments:
+            md += ["", "**What reviewers said** (each reviewer's latest comment):", ""]
+            for r in self.comments:
+                who = ", ".join(self._groups_of(r.login)) or "not an owner"
+                md += [f"@{r.login} ({who}) · {r.state.lower().replace('_', ' ')} · {r.submitted_at}", "",
+                       quote_markdown(r.body), ""]
+        return "\n".join(md).rstrip("\n") + "\n"
 
 
 def required_areas(base_own: Ownership | None, head_own: Ownership | None,
@@ -263,4 +306,9 @@ def check_approvals(base_own: Ownership | None, head_own: Ownership | None, chan
             elif g not in st.approved_by:
                 st.missing.append(g)
         statuses.append(st)
-    return ApprovalResult(head_sha, statuses, unowned, groups, notes)
+    owning = {g for _, required in areas.values() for g in required}
+    outside = {}
+    for login, r in sorted(latest.items()):
+        if r.state == "APPROVED" and r.commit_id == head_sha and not (member_of.get(login, set()) & owning):
+            outside[r.login] = sorted(member_of.get(login, set()))
+    return ApprovalResult(head_sha, statuses, unowned, groups, notes, latest_comments(reviews), outside)

@@ -27,8 +27,16 @@ Report = Callable[[str, str, Location, str], None]
 
 
 def did_you_mean(word: str, options: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1)
-    return f"did you mean '{close[0]}'? " if close else ""
+    """"did you mean 'x'? " for the option closest to `word`, or "". Case never hides a match: ids are
+    lower-case, and an author who writes `SQL` for the stage `sql` is told so (case-insensitive comparison)."""
+    by_folded: dict[str, str] = {}
+    for option in options:
+        by_folded.setdefault(str(option).casefold(), str(option))
+    folded = str(word).casefold()
+    if folded in by_folded:
+        return f"did you mean '{by_folded[folded]}'? " if by_folded[folded] != word else ""
+    close = difflib.get_close_matches(folded, list(by_folded), n=1)
+    return f"did you mean '{by_folded[close[0]]}'? " if close else ""
 
 
 def _known(report: Report, code: str, what: str, ident: str, options: Iterable[str], loc: Location) -> bool:

@@ -48,6 +48,7 @@ from engine.model import (
     Transition,
 )
 from engine.yamlsafe import Marks, YamlError, load_yaml
+from engine.zonenames import zone_hint
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 KIND_FILES = {
@@ -368,12 +369,10 @@ class Compiler:
                 message = str(exc) if str(exc).startswith("calendar ") else f"calendar '{c['id']}': {exc}"
                 if "time zone" in message:
                     self.error("CAL001", message, src.at("calendars", i, "timezone"),
-                               _zone_hint(str(c["timezone"])))
+                               zone_hint(str(c["timezone"]), hol.get("country")))
                     continue
                 holiday_loc = src.at("calendars", i, "holidays") if "holiday" in message else loc
-                self.error("CAL001", message, holiday_loc,
-                           "use an IANA time zone (e.g. Australia/Brisbane) and a country/subdivision the "
-                           "holidays library knows (e.g. AU / QLD)")
+                self.error("CAL001", message, holiday_loc, _holiday_hint(hol.get("country"), message))
         return calendars
 
     def build_slas(self, src: Source, locations: dict[str, Location]) -> tuple[Sla, ...]:
@@ -457,7 +456,7 @@ class Compiler:
     def compile_parts(self, scoring: Scoring | None, stages: Stages | None, routing: tuple[RouteRule, ...] | None,
                       slas: tuple[Sla, ...] | None, lead_type: Any) -> None:
         """Compile every expression of the parts given (None: that file is broken and already reported)."""
-        scopes = build_scopes(scoring, lead_type)
+        scopes = build_scopes(scoring, lead_type, stages)
         if scoring is not None:
             for group in scoring.groups:
                 for rule in group.rules:
@@ -530,20 +529,21 @@ def activity_types(lead_type: Any) -> tuple[str, ...] | None:
     return getattr(type_field, "enum", None)
 
 
-def build_scopes(scoring: Scoring | PolicyModel | None, lead_type: Any) -> dict[str, Scope]:
+def build_scopes(scoring: Scoring | PolicyModel | None, lead_type: Any, stages: Stages | None = None) -> dict[str, Scope]:
     """The names each kind of expression may use, with their types (checked at load time).
 
-    Takes the scoring part (or a whole model): the `score` object's fields are the declared score groups.
+    Takes the scoring part (or a whole model): the `score` object's fields are the declared score groups, and
+    `stage` is one of the declared stage ids (so `stage == "SQL"` is refused with "did you mean 'sql'?").
     """
     if isinstance(scoring, PolicyModel):
-        scoring = scoring.scoring
+        scoring, stages = scoring.scoring, stages or scoring.stages
     groups = scoring.groups if scoring is not None else ()
     score_type = T.ObjectType({
         "total": T.NUMBER, "grade": T.STRING,
         **{g.id: T.NUMBER for g in groups},
         **{f"{g.id}_grade": T.STRING for g in groups},
     }, open=False)
-    stage_type = T.STRING
+    stage_type = T.StringType(enum=tuple(stages.by_id())) if stages is not None else T.STRING
     activities = lead_type.props.get("activities") if hasattr(lead_type, "props") else None
     activity_type = getattr(activities, "item", T.ANY)
     base = {"lead": lead_type, "now": T.DATETIME}
@@ -672,12 +672,12 @@ def _time(value: Any) -> time | None:
         return None
 
 
-def _zone_hint(zone: str) -> str:
-    """"did you mean" over the IANA zone names (computed only when a zone is wrong)."""
-    from zoneinfo import available_timezones
-
-    return checks.did_you_mean(zone, sorted(available_timezones())) + \
-        "use an IANA time zone name such as Australia/Brisbane, Europe/London or America/New_York"
+def _holiday_hint(country: Any, message: str) -> str:
+    """The fix for a holiday region, in the calendar's own country (its subdivisions are in the message)."""
+    if isinstance(country, str) and country and "unknown holiday subdivision" in message:
+        return (f"use a subdivision code of {country} from the list above (e.g. {{country: {country}, subdivision: "
+                f"<code>}}), or leave out subdivision for {country}'s national holidays only")
+    return "use an ISO 3166-1 country code the holidays library knows (e.g. AU, GB, US) and one of its subdivisions"
 
 
 def _without_typo_echoes(errors: list[jsonschema.ValidationError]) -> list[jsonschema.ValidationError]:
@@ -705,12 +705,48 @@ def _leaf_errors(errors: list[jsonschema.ValidationError]) -> list[jsonschema.Va
     """Report the most specific cause of each error (jsonschema nests oneOf/anyOf failures in `context`)."""
     out = []
     for err in errors:
-        if err.context:
+        if _is_described_scalar(err):
+            out.append(err)  # e.g. a duration: "what a duration looks like" beats the first branch's complaint
+        elif err.context:
             best = jsonschema.exceptions.best_match(err.context)
             out.append(best if best is not None else err)
         else:
             out.append(err)
     return out
+
+
+def _is_described_scalar(err: jsonschema.ValidationError) -> bool:
+    """A scalar that matched none of a described oneOf/anyOf (a duration, a percentage): the description says
+    what the value looks like, which helps more than the complaint of whichever branch came closest."""
+    return (err.validator in ("oneOf", "anyOf") and not isinstance(err.instance, (dict, list))
+            and isinstance(err.schema, dict) and bool(err.schema.get("description")))
+
+
+def _type_hint(err: jsonschema.ValidationError) -> str:
+    """How to fix a value of the wrong type: quotes around a number or boolean, or a nesting mistake."""
+    expected = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+    value = err.instance
+    if isinstance(value, str) and ("number" in expected or "integer" in expected):
+        try:
+            float(value.strip())
+        except ValueError:
+            return "write a number here"
+        return f"remove the quotes: write {value.strip()}, not \"{value}\" (quoted, YAML reads it as text)"
+    if isinstance(value, str) and "boolean" in expected:
+        if value.strip().lower() in ("true", "false"):
+            return f"remove the quotes: write {value.strip().lower()}, not \"{value}\""
+        return "write true or false"
+    if "object" in expected or "array" in expected:
+        return "check the indentation: the entries under this key must be indented below it"
+    return f"write a value of type {' or '.join(map(str, expected))} here"
+
+
+def _pattern_hint_for(err: jsonschema.ValidationError) -> str:
+    """An id in the wrong case gets "did you mean 'sql'?" before the pattern's description."""
+    value = err.instance
+    if isinstance(value, str) and value != value.lower() and re.fullmatch(str(err.validator_value), value.lower()):
+        return f"did you mean '{value.lower()}'? ids are lower-case"
+    return _pattern_hint(err)
 
 
 def _describe_schema_error(err: jsonschema.ValidationError) -> tuple[str, str, str | None]:
@@ -729,10 +765,15 @@ def _describe_schema_error(err: jsonschema.ValidationError) -> tuple[str, str, s
     if v == "const":
         return (f"expected {err.validator_value!r}, got {err.instance!r}", "", None)
     if v == "pattern":
-        return (f"{err.instance!r} does not have the expected form", _pattern_hint(err), None)
+        return (f"{err.instance!r} does not have the expected form", _pattern_hint_for(err), None)
     if v == "type":
         return (f"expected {err.validator_value}, got {type(err.instance).__name__} {err.instance!r}"[:200],
-                "check the indentation and the value's type", None)
+                _type_hint(err), None)
+    if _is_described_scalar(err):
+        desc = str(err.schema["description"])
+        noun = re.match(r"(?i)(an? [a-z ]+?)(?: such as|:|,| \()", desc)
+        what = noun.group(1)[0].lower() + noun.group(1)[1:] if noun else "a valid value here"
+        return (f"{err.instance!r} is not {what}"[:200], desc, None)
     if v in ("minItems", "minProperties", "maxProperties"):
         return (err.message, "see the schema's description of this field", None)
     if v in ("oneOf", "not"):

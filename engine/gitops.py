@@ -51,6 +51,31 @@ def _inside_git(path: Path) -> bool:
     return False
 
 
+def exposure_in_git(path: str | os.PathLike[str]) -> str | None:
+    """Why a secret file would reach git: "is committed" / "is not git-ignored", or None (outside any work
+    tree, or ignored). Used to warn before a private key gets pushed with the policies."""
+    import subprocess
+
+    file = Path(path).absolute()
+    if not _inside_git(file.parent):
+        return None
+
+    def git(*args: str) -> int:
+        try:
+            return subprocess.run(["git", "-C", str(file.parent), *args], capture_output=True, check=False,
+                                  timeout=30).returncode
+        except (OSError, subprocess.SubprocessError):
+            return -1
+
+    if git("rev-parse", "--is-inside-work-tree") != 0:
+        return None
+    if git("ls-files", "--error-unmatch", "--", file.name) == 0:
+        return "is committed to the git repository"
+    if git("check-ignore", "-q", "--", file.name) == 1:  # 0 ignored, 1 not ignored, 128 error
+        return "is inside a git work tree and not git-ignored"
+    return None
+
+
 def _existing_ancestor(path: Path) -> Path:
     path = path.absolute()
     while not path.exists() and path != path.parent:

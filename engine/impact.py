@@ -20,12 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import LeadError, LeadopsError
+from engine.handbook.content import stage_name
 from engine.semantic_diff import Change, changed_subjects, changes_markdown, changes_text, fmt_num
+from engine.thresholds import Threshold
 
 MARKER = "<!-- leadops-impact-report -->"
 SCORE_BUCKET = 10
 CHUNK = 500
 KINDS = ("stage", "route", "grade", "score", "sla")
+NEAR = 10  # the threshold histograms count leads within ±NEAR points of an old or new cut-off
 
 
 # --------------------------------------------------------------------------------------------- lead input
@@ -154,6 +157,7 @@ class Outcome:
     total: float
     fired: dict[str, float]
     slas: dict[str, str]  # id -> due (ISO)
+    groups: dict[str, float] = field(default_factory=dict)  # score group -> points
 
     @classmethod
     def of(cls, d: dict[str, Any]) -> "Outcome":
@@ -161,13 +165,45 @@ class Outcome:
         return cls(d["stage"]["to"], d["stage"].get("rule"), (r.get("queue"), r.get("team"), r.get("owner")),
                    r.get("rule", ""), d["score"].get("grade"), d["score"]["total"],
                    {f["rule"]: f["points"] for f in d["score"]["fired"]},
-                   {s["id"]: s.get("due") or "" for s in d.get("slas", ())})
+                   {s["id"]: s.get("due") or "" for s in d.get("slas", ())}, dict(d["score"].get("groups", {})))
 
 
 def stage_label(stage: str | None) -> str:
-    if not stage:
-        return "—"
-    return stage.upper() if len(stage) <= 3 else stage
+    """The business name of a stage ("SQL", "Nurture"), never its rule id."""
+    return stage_name(stage) if stage else "—"
+
+
+def team_label(route: tuple[str | None, str | None, str | None]) -> str:
+    """Who is accountable for a lead as a unit: its team or queue; leads sent to an account owner share one row."""
+    queue, team, _ = route
+    return f"team {team}" if team else (f"queue {queue}" if queue else "account owners")
+
+
+def lead_facts(raw: Any) -> dict[str, str]:
+    """What a report may show of a lead besides its id: the person's name, the company, and the ISO week the lead
+    belongs to in the sample (the week it entered its stage, else of its newest activity, else "undated")."""
+    if not isinstance(raw, dict):
+        return {}
+    first, last = raw.get("first_name"), raw.get("last_name")
+    name = " ".join(x for x in (first, last) if isinstance(x, str) and x.strip())
+    company = raw.get("company")
+    company_name = company.get("name") if isinstance(company, dict) else None
+    stamps = [raw.get("stage_entered_at")] if isinstance(raw.get("stage_entered_at"), str) else []
+    if not stamps and isinstance(raw.get("activities"), list):
+        stamps = sorted((a.get("at") for a in raw["activities"] if isinstance(a, dict) and isinstance(a.get("at"), str)),
+                        reverse=True)[:1]
+    week = "undated"
+    if stamps:
+        when = _parse_due(stamps[0])
+        if when is not None:
+            year, number, _ = when.isocalendar()
+            week = f"{year}-W{number:02d}"
+    return {"name": name, "company": company_name if isinstance(company_name, str) else "", "week": week}
+
+
+def redact_name(name: str) -> str:
+    """Initials only ("Olivia Hart" -> "O. H."): enough to tell examples apart, not to identify a person."""
+    return " ".join(f"{part[0]}." for part in name.split() if part) if name else ""
 
 
 def route_label(route: tuple[str | None, str | None, str | None]) -> str:
@@ -226,6 +262,15 @@ class Impact:
     sla_shift_hours: Counter = field(default_factory=Counter)  # sla id -> sum of shifts (hours)
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     stage_order: list[str] = field(default_factory=list)  # the policies' stage order (see `stage_order`), for reports
+    weeks: Counter = field(default_factory=Counter)  # (week, "base" | "head", stage) -> leads
+    load_base: Counter = field(default_factory=Counter)  # ("team" | "rep", name) -> leads
+    load_head: Counter = field(default_factory=Counter)
+    sla_load_base: Counter = field(default_factory=Counter)  # ("team" | "rep", name, SLA id) -> clocks running
+    sla_load_head: Counter = field(default_factory=Counter)
+    gained: Counter = field(default_factory=Counter)  # ("team" | "rep", name) -> leads it gets from someone else
+    lost: Counter = field(default_factory=Counter)
+    score_points_base: Counter = field(default_factory=Counter)  # (score field, whole points) -> leads
+    score_points_head: Counter = field(default_factory=Counter)
 
     # -------------------------------------------------------------- folding
     def _example(self, kind: str, item: dict[str, Any]) -> None:
@@ -239,7 +284,32 @@ class Impact:
         if len(self.error_examples) < self.max_examples:
             self.error_examples.append({"lead": label, "revision": side, "error": message[:300]})
 
-    def add(self, label: str, lead_id: str, a: Outcome, b: Outcome, subjects: dict[str, set[str]]) -> None:
+    def _tally(self, side: str, o: Outcome, week: str) -> None:
+        """Funnel per week, each team's and rep's leads and SLA clocks, and the exact scores (for cut-offs)."""
+        load, sla_load, points = ((self.load_base, self.sla_load_base, self.score_points_base) if side == "base"
+                                  else (self.load_head, self.sla_load_head, self.score_points_head))
+        self.weeks[(week, side, o.stage)] += 1
+        for unit in (("team", team_label(o.route)),) + ((("rep", o.route[2]),) if o.route[2] else ()):
+            load[unit] += 1
+            for sla_id in o.slas:
+                sla_load[(*unit, sla_id)] += 1
+        points[("total", math.floor(o.total))] += 1
+        for group, value in o.groups.items():
+            points[(group, math.floor(value))] += 1
+
+    def add(self, label: str, lead_id: str, a: Outcome, b: Outcome, subjects: dict[str, set[str]],
+            facts: dict[str, str] | None = None) -> None:
+        facts = facts or {}
+        self._tally("base", a, facts.get("week", "undated"))
+        self._tally("head", b, facts.get("week", "undated"))
+        if team_label(a.route) != team_label(b.route):
+            self.lost[("team", team_label(a.route))] += 1
+            self.gained[("team", team_label(b.route))] += 1
+        if a.route[2] != b.route[2]:
+            if a.route[2]:
+                self.lost[("rep", a.route[2])] += 1
+            if b.route[2]:
+                self.gained[("rep", b.route[2])] += 1
         self.total += 1
         self.stage_base[a.stage] += 1
         self.stage_head[b.stage] += 1
@@ -247,7 +317,8 @@ class Impact:
         self.score_head[_bucket(b.total)] += 1
         self.score_sum_base += a.total
         self.score_sum_head += b.total
-        who = {"lead": lead_id, "source": label}
+        who = {"lead": lead_id, "source": label, "name": facts.get("name", ""), "company": facts.get("company", ""),
+               "score_before": fmt_num(a.total), "score_after": fmt_num(b.total)}
         stage_changed = a.stage != b.stage
         route_changed = a.route != b.route
         if stage_changed or route_changed:
@@ -324,7 +395,9 @@ class Impact:
         self.score_down += other.score_down
         for name in ("error_kinds", "changed", "stage_base", "stage_head", "stage_moves", "route_moves",
                      "route_rule_moves", "grade_moves", "score_base", "score_head", "score_rules", "score_rule_delta",
-                     "sla_changed", "sla_added", "sla_removed", "sla_earlier", "sla_later", "sla_shift_hours"):
+                     "sla_changed", "sla_added", "sla_removed", "sla_earlier", "sla_later", "sla_shift_hours",
+                     "weeks", "load_base", "load_head", "sla_load_base", "sla_load_head", "gained", "lost",
+                     "score_points_base", "score_points_head"):
             getattr(self, name).update(getattr(other, name))
         room = self.max_examples - len(self.error_examples)
         self.error_examples.extend(other.error_examples[:max(room, 0)])
@@ -379,7 +452,62 @@ class Impact:
                       "mean_shift_hours": round(self.sla_shift_hours[s] / self.sla_changed[s], 3) if self.sla_changed.get(s) else 0}
                      for s in sorted(set(self.sla_changed) | set(self.sla_added) | set(self.sla_removed))],
             "examples": self.examples,
+            "funnel": self.funnel(),
+            "assignees": self.assignees(),
         }
+
+    def funnel(self) -> dict[str, Any]:
+        """Leads per stage before and after, overall and per ISO week of the sample, in the policies' stage order."""
+        stages = sorted(set(self.stage_base) | set(self.stage_head), key=self.stage_key)
+        weeks = sorted({w for w, _, _ in self.weeks})
+        return {"stages": [{"stage": s, "label": stage_label(s), "base": self.stage_base.get(s, 0),
+                            "head": self.stage_head.get(s, 0)} for s in stages],
+                "weeks": [{"week": w, "stages": {s: {"base": self.weeks.get((w, "base", s), 0),
+                                                     "head": self.weeks.get((w, "head", s), 0)} for s in stages}}
+                          for w in weeks]}
+
+    def assignees(self) -> dict[str, list[dict[str, Any]]]:
+        """Per team (or queue) and per rep: leads and SLA clocks before and after, leads gained and lost; the ones
+        a change touches first, then by leads after."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for kind in ("team", "rep"):
+            names = {n for k, n in (*self.load_base, *self.load_head) if k == kind}
+            rows = [{"name": n, "leads_base": self.load_base.get((kind, n), 0), "leads_head": self.load_head.get((kind, n), 0),
+                     "gained": self.gained.get((kind, n), 0), "lost": self.lost.get((kind, n), 0),
+                     "slas": self._sla_load(kind, n)} for n in names]
+            rows.sort(key=lambda r: (-(r["gained"] + r["lost"] + sum(abs(x["head"] - x["base"]) for x in r["slas"].values())),
+                                     -r["leads_head"], r["name"]))
+            out[kind + "s"] = rows
+        return out
+
+    def _sla_load(self, kind: str, name: str) -> dict[str, dict[str, int]]:
+        """SLA id -> clocks running for this team or rep, before and after."""
+        ids = sorted({k[2] for k in (*self.sla_load_base, *self.sla_load_head) if k[0] == kind and k[1] == name})
+        return {i: {"base": self.sla_load_base.get((kind, name, i), 0), "head": self.sla_load_head.get((kind, name, i), 0)}
+                for i in ids}
+
+    def near(self, old: Threshold, new: Threshold) -> dict[str, Any]:
+        """Leads per whole score within ±NEAR points of a cut-off's old and new value, before and after."""
+        lo, hi = math.floor(min(old.value, new.value)) - NEAR, math.ceil(max(old.value, new.value)) + NEAR
+        field_ = new.score
+        rows = [{"points": p, "base": self.score_points_base.get((field_, p), 0), "head": self.score_points_head.get((field_, p), 0)}
+                for p in range(lo, hi + 1)]
+
+        def within(value: float, side: Counter) -> int:
+            return sum(n for (f, p), n in side.items() if f == field_ and abs(p - value) <= NEAR)
+
+        return {"gate": new.gate, "label": gate_label(new.gate), "score": field_, "op": new.op,
+                "old": old.value, "new": new.value, "near_old": within(old.value, self.score_points_base),
+                "near_new": within(new.value, self.score_points_head), "histogram": rows}
+
+
+def gate_label(gate: str) -> str:
+    """"stage:sql" -> "SQL entry", "grade:fit:A" -> "fit grade A"."""
+    kind, _, rest = gate.partition(":")
+    if kind == "stage":
+        return f"{stage_label(rest)} entry"
+    group, _, grade = rest.partition(":")
+    return f"{group} grade {grade}"
 
 
 def _mark(subject: str, area: str, subjects: dict[str, set[str]]) -> str:
@@ -391,13 +519,20 @@ def _stage_because(a: Outcome, b: Outcome, subjects: dict[str, set[str]]) -> str
     for st in dict.fromkeys((a.stage, b.stage)):
         if st in subjects.get("stages", set()):
             parts.append(f"stages › {st} (changed)")
-    rules_a = (a.stage_rule or "—")
-    rules_b = (b.stage_rule or "—")
+    rules_a, rules_b = _stage_rule_words(a.stage_rule), _stage_rule_words(b.stage_rule)
     if rules_a != rules_b:
-        parts.append(f"stage rule {rules_a} → {rules_b}")
+        parts.append(f"{rules_a} → {rules_b}")
     if a.total != b.total:
         parts.append(f"score {fmt_num(a.total)} → {fmt_num(b.total)}")
     return "; ".join(parts)
+
+
+def _stage_rule_words(rule: str | None) -> str:
+    """"stage:sql" -> "SQL entry criteria"; other rule ids as written; none -> "no stage rule"."""
+    if not rule:
+        return "no stage rule"
+    kind, _, rest = rule.partition(":")
+    return f"{stage_label(rest)} entry criteria" if kind == "stage" and rest else rule
 
 
 def _route_because(a: Outcome, b: Outcome, subjects: dict[str, set[str]]) -> str:
@@ -467,7 +602,7 @@ class Comparer:
                 out.add_error(label, side, err_a or err_b)
                 continue
             lead_id = raw.get("id") if isinstance(raw, dict) else None
-            out.add(label, str(lead_id or label), a, b, self.subjects)
+            out.add(label, str(lead_id or label), a, b, self.subjects, lead_facts(raw))
         return out
 
 
@@ -581,6 +716,9 @@ class Report:
     max_changed: float | None
     acknowledged: bool = False
     command: str = ""  # the exact command that reproduces this report (with --now and --leads)
+    handbook_changes: list[dict[str, str]] = field(default_factory=list)  # the handbook diff (SentenceChange.to_dict)
+    thresholds: list[tuple[Threshold, Threshold]] = field(default_factory=list)  # (old, new) score cut-offs that moved
+    redact: bool = False  # example leads show initials instead of names
 
     @property
     def guard_exceeded(self) -> bool:
@@ -626,15 +764,36 @@ class Report:
         return (f"Blast radius exceeded: {imp.guarded} of {imp.total} leads ({pct}) change stage or route, above "
                 f"the limit of {limit}. Acknowledge it (`--acknowledge`, or the pull-request label) if this is intended.")
 
+    def examples(self) -> dict[str, list[dict[str, Any]]]:
+        """The example leads, names reduced to initials when the report is redacted."""
+        imp = self.impact
+        if imp is None:
+            return {}
+        if not self.redact:
+            return imp.examples
+        return {k: [{**ex, "name": redact_name(ex.get("name", ""))} for ex in xs] for k, xs in imp.examples.items()}
+
+    def threshold_windows(self) -> list[dict[str, Any]]:
+        imp = self.impact
+        return [imp.near(old, new) for old, new in self.thresholds] if imp is not None and imp.total else []
+
     # -------------------------------------------------------------- json
     def to_dict(self) -> dict[str, Any]:
+        impact = self.impact.to_dict() if self.impact else None
+        if impact is not None:
+            impact["examples"] = self.examples()
         return {
             "base": {"label": self.base_label, "revision": self.base_revision},
             "head": {"label": self.head_label, "revision": self.head_revision},
             "evaluated_at": self.now.isoformat(), "leads_from": self.lead_source,
             "headline": self.headline(),
+            "handbook_changes": self.handbook_changes,
             "changes": [c.to_dict() for c in self.changes],
-            "impact": self.impact.to_dict() if self.impact else None,
+            "impact": impact,
+            "thresholds": self.threshold_windows(),
+            "redacted": self.redact,
+            "guard_line": self.guard_line(),
+            "command": self.command,
             "guard": {"max_changed_percent": self.max_changed, "exceeded": self.guard_exceeded,
                       "acknowledged": self.acknowledged, "blocked": self.blocked},
         }
@@ -642,6 +801,10 @@ class Report:
     # -------------------------------------------------------------- text
     def text(self) -> str:
         out = [f"policy diff {self.base_label} → {self.head_label}", self.headline(), ""]
+        if self.handbook_changes:
+            from engine.handbook.render import diff_text
+
+            out += ["the agreement in words:", diff_text(self.handbook_changes), ""]
         out.append(f"policy changes ({len(self.changes)}):")
         out.append(changes_text(self.changes))
         imp = self.impact
@@ -673,7 +836,8 @@ class Report:
                            f"started or stopped applying (a lead counts once however many of its SLAs change)")
             for kind in KINDS:
                 for ex in imp.examples.get(kind, []):
-                    out.append(f"  e.g. {kind} {ex['lead']} ({ex['source']}): {ex['before']} → {ex['after']}"
+                    company = f", {ex['company']}" if ex.get("company") else ""
+                    out.append(f"  e.g. {kind} {_who(ex, self.redact)}{company}: {ex['before']} → {ex['after']}"
                                + (f"  [{ex['because']}]" if ex["because"] else ""))
             for ex in imp.error_examples:
                 out.append(f"  error {ex['lead']} ({ex['revision']}): {ex['error']}")
@@ -692,8 +856,13 @@ class Report:
         md.append("")
         if self.guard_line():
             md += [f"> **{self.guard_line()}**" if self.guard_exceeded else f"> {self.guard_line()}", ""]
+        if self.handbook_changes:
+            from engine.handbook.render import diff_markdown_dicts
+
+            md += ["### The change in words", "", diff_markdown_dicts(self.handbook_changes), ""]
         if imp is not None and imp.total:
-            md += ["| what changes | leads | share |", "|---|---:|---:|"]
+            md += self._funnel_markdown() + self._assignees_markdown() + self._thresholds_markdown()
+            md += ["### What changes", "", "| what changes | leads | share |", "|---|---:|---:|"]
             names = {"stage": "Stage", "route": "Route (queue / team / rep)", "grade": "Grade", "score": "Score",
                      "sla": "SLA (due time changed, started or stopped applying)"}
             for kind in KINDS:
@@ -735,10 +904,14 @@ class Report:
                        "each lead once however many of its SLAs change (the SLA row of the summary above).</sub>"]
                 md.append("")
             if any(imp.examples.values()):
-                md += ["### Examples", "", "| change | lead | before | after | rules responsible |", "|---|---|---|---|---|"]
+                md += ["### Examples", "", "| change | lead | company | score | before | after | rules responsible |",
+                       "|---|---|---|---:|---|---|---|"]
+                examples = self.examples()
                 for kind in KINDS:
-                    for ex in imp.examples.get(kind, []):
-                        md.append(f"| {kind} | `{ex['lead']}` | {_cell(ex['before'])} | {_cell(ex['after'])} | {_cell(ex['because'])} |")
+                    for ex in examples.get(kind, []):
+                        md.append(f"| {kind} | {_cell(_who(ex, False))} | {_cell(ex.get('company', ''))} "
+                                  f"| {ex.get('score_before', '')} → {ex.get('score_after', '')} "
+                                  f"| {_cell(ex['before'])} | {_cell(ex['after'])} | {_cell(ex['because'])} |")
                 md.append("")
         if imp is not None and imp.errors:
             md += [f"**{imp.errors} lead(s) could not be evaluated** "
@@ -749,6 +922,52 @@ class Report:
         md.append(f"<sub>base `{self.base_revision}` · head `{self.head_revision}` · "
                   f"reproduce: `{self.command or 'leadops diff --base ' + self.base_label.split(' ')[0] + ' --format markdown'}`</sub>")
         return "\n".join(md) + "\n"
+
+    def _funnel_markdown(self) -> list[str]:
+        f = self.impact.funnel() if self.impact else {"stages": [], "weeks": []}
+        md = ["### Funnel", "", "| stage | leads before | leads after | change |", "|---|---:|---:|---:|"]
+        md += [f"| {r['label']} | {r['base']} | {r['head']} | {_signed_int(r['head'] - r['base'])} |" for r in f["stages"]]
+        md.append("")
+        if len(f["weeks"]) > 1 or (f["weeks"] and f["weeks"][0]["week"] != "undated"):
+            labels = [r["label"] for r in f["stages"]]
+            md += ["Per week of the sample (before → after):", "", "| week | " + " | ".join(labels) + " |",
+                   "|---|" + "---:|" * len(labels)]
+            for w in f["weeks"][:26]:
+                cells = [_before_after(c["base"], c["head"]) for c in w["stages"].values()]
+                md.append(f"| {w['week']} | " + " | ".join(cells) + " |")
+            md.append("")
+        return md
+
+    def _assignees_markdown(self) -> list[str]:
+        a = self.impact.assignees() if self.impact else {}
+        md = []
+        for kind, title in (("teams", "team or queue"), ("reps", "rep")):
+            rows = [r for r in a.get(kind, []) if touched(r)]
+            if not rows:
+                continue
+            if not md:
+                md += ["### Impact per team and rep", ""]
+            md += [f"| {title} | leads before → after | gained | lost | SLA load (clocks running) |", "|---|---:|---:|---:|---|"]
+            md += [f"| {r['name']} | {r['leads_base']} → {r['leads_head']} | {r['gained']} | {r['lost']} "
+                   f"| {sla_load_words(r['slas'])} |" for r in rows[:20]]
+            md.append("")
+        return md
+
+    def _thresholds_markdown(self) -> list[str]:
+        md = []
+        for t in self.threshold_windows():
+            md += [f"### Near the {t['label']} cut-off ({t['score']} score {t['op']} {fmt_num(t['old'])} → {fmt_num(t['new'])})",
+                   "", f"{t['near_old']} leads within ±{NEAR} points of the old cut-off {fmt_num(t['old'])} (before); "
+                   f"{t['near_new']} within ±{NEAR} of the new cut-off {fmt_num(t['new'])} (after).", "",
+                   "| points | leads before | leads after |", "|---:|---|---|"]
+            marks = {math.floor(t["old"]): " ← old cut-off", math.floor(t["new"]): " ← new cut-off"}
+            if math.floor(t["old"]) == math.floor(t["new"]):
+                marks = {math.floor(t["new"]): " ← cut-off"}
+            for r in t["histogram"]:
+                if r["base"] or r["head"] or r["points"] in marks:
+                    md.append(f"| {r['points']}{marks.get(r['points'], '')} | {_bar(r['base'])} | {_bar(r['head'])} |")
+            md.append("")
+        return md
 
     def _stage_matrix(self) -> str:
         imp = self.impact
@@ -815,6 +1034,35 @@ class Report:
             "  line [" + ", ".join(str(head_c.get(b, 0)) for b in buckets) + "]",
             "```",
         ])
+
+
+def touched(row: dict[str, Any]) -> bool:
+    """A team's or rep's row of `Impact.assignees` that the change affects (leads gained or lost, SLA load moved)."""
+    return bool(row["gained"] or row["lost"] or any(x["base"] != x["head"] for x in row["slas"].values()))
+
+
+def sla_load_words(slas: dict[str, dict[str, int]]) -> str:
+    """'sql-first-response 5 → 3; mql-acceptance 2' (changed SLAs first)."""
+    items = sorted(slas.items(), key=lambda kv: (kv[1]["base"] == kv[1]["head"], kv[0]))
+    return "; ".join(f"{i} {_before_after(c['base'], c['head'])}" for i, c in items) or "none"
+
+
+def _who(ex: dict[str, Any], redact: bool) -> str:
+    """`L-1001` Olivia Hart (icp.json): the lead as a reader recognises it."""
+    name = redact_name(ex.get("name", "")) if redact else ex.get("name", "")
+    return f"`{ex['lead']}`" + (f" {name}" if name else "") + f" ({ex['source']})"
+
+
+def _before_after(a: int, b: int) -> str:
+    return str(a) if a == b else f"{a} → {b}"
+
+
+def _signed_int(n: int) -> str:
+    return f"+{n}" if n > 0 else (f"−{-n}" if n < 0 else "±0")
+
+
+def _bar(n: int) -> str:
+    return ("█" * min(n, 40) + (" …" if n > 40 else "") + f" {n}") if n else "·"
 
 
 def _top(c: Counter, n: int = 10) -> list[tuple[Any, int]]:

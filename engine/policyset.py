@@ -126,7 +126,7 @@ class PolicySet:
         from engine.trace import jsonable
 
         now = require_aware(now)
-        compiled = compile_expression(source, build_scopes(self.model.scoring, self.lead_schema.type)["route"])
+        compiled = compile_expression(source, build_scopes(self.model, self.lead_schema.type)["route"])
         view = self.lead_schema.prepare(lead)
         acts = activities_by_type(view, now)
         _, score_view = self.scoring.evaluate(view, now, acts, None, [])

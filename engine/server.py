@@ -513,7 +513,7 @@ def create_app(
             except ValueError as exc:
                 raise _ApiError(400, "unknown-mapping", str(exc), "mapping") from None
         results = service.decide(active, leads, now, explain, mapping)
-        meta = {"revision": active.revision, "sequence": active.sequence, "now": _iso(now)}
+        meta = {"revision": active.revision, "sequence": active.sequence, "now": now.isoformat()}  # = evaluated_at
         if single:
             entry = results[0]
             if "error" in entry:
@@ -598,6 +598,9 @@ def create_app(
         Route("/metrics", get_metrics, methods=["GET"]),
         Route("/openapi.json", get_openapi, methods=["GET"]),
     ]
+    from engine.web import routes as web_routes  # the read-only pages (/ui/): handbook, try a lead, impact
+
+    routes += web_routes(service)
     app = Starlette(
         routes=routes,
         exception_handlers={_ApiError: api_error, HTTPException: http_error, Exception: internal_error},

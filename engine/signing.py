@@ -4,6 +4,9 @@ Format (interoperable with Open Policy Agent's bundle signing, with Ed25519 inst
 
 * ``.signatures.json`` at the archive root: ``{"signatures": ["<compact JWS>"]}`` — exactly one JWS.
 * JWS protected header: ``{"alg": "EdDSA", "kid": "<key id>", "typ": "JWT"}`` (RFC 8037 EdDSA over Ed25519).
+  The key id defaults to the key's RFC 7638 JWK thumbprint (derived from the key itself, so file names never
+  matter and a rotation is never ambiguous); a name given with ``key_id`` is matched against the trusted key
+  files' names (``<name>.public.pem``). A single trusted key verifies its own signatures whatever their kid.
 * JWS payload (a JWT claims set, so any JWT library can verify it)::
 
       {"files": [{"name": "policies/scoring.yaml", "hash": "<lowercase hex>", "algorithm": "SHA-256"}, …],
@@ -36,12 +39,13 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Callable, Mapping, Union
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -68,6 +72,9 @@ HASH_ALGORITHM = "SHA-256"
 _HASHES = {"SHA-256": hashlib.sha256, "SHA-384": hashlib.sha384, "SHA-512": hashlib.sha512}
 STRUCTURED_BASENAMES = frozenset({".manifest", "data.json", "data.yaml"})
 KEY_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+THUMBPRINT_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url of a SHA-256 digest (RFC 7638)
+PRIVATE_PEM_RE = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+_log = logging.getLogger("leadops.signing")
 MAX_JWS_LENGTH = 1024 * 1024
 DEFAULT_EXPIRES_IN = timedelta(days=30)
 
@@ -95,9 +102,19 @@ def b64url_decode(text: str) -> bytes:
 
 
 def check_key_id(key_id: str) -> str:
-    if not isinstance(key_id, str) or not KEY_ID_RE.match(key_id):
+    if not isinstance(key_id, str) or not (KEY_ID_RE.match(key_id) or THUMBPRINT_RE.match(key_id)):
         raise BundleError("invalid-key-id", f"key id must match {KEY_ID_RE.pattern}, got {key_id!r}")
     return key_id
+
+
+def key_thumbprint(key: Ed25519PublicKey | Ed25519PrivateKey) -> str:
+    """The key's RFC 7638 JWK thumbprint: base64url(SHA-256 of {"crv":"Ed25519","kty":"OKP","x":…}) (RFC 8037).
+
+    The default key id: it comes from the key itself, so any file name works and two keys never share one."""
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    jwk = '{"crv":"Ed25519","kty":"OKP","x":"' + b64url_encode(raw) + '"}'  # required members, sorted, no spaces
+    return b64url_encode(hashlib.sha256(jwk.encode("ascii")).digest())
 
 
 def key_id_from_filename(path: str | os.PathLike) -> str:
@@ -111,18 +128,19 @@ def key_id_from_filename(path: str | os.PathLike) -> str:
 
 @dataclass(frozen=True)
 class KeyPair:
-    key_id: str
+    key_id: str  # the JWK thumbprint: the JWS kid a signature carries by default
     private_path: Path
     public_path: Path
+    name: str = ""  # the files' name (`<name>.private.pem`); a kid when signing with key_id=name
 
 
-def generate_keypair(out_dir: str | os.PathLike, key_id: str = "default", *, overwrite: bool = False) -> KeyPair:
-    """Write a new Ed25519 key pair as `<key_id>.private.pem` (PKCS#8, mode 0600) and `<key_id>.public.pem`."""
-    check_key_id(key_id)
+def generate_keypair(out_dir: str | os.PathLike, name: str = "default", *, overwrite: bool = False) -> KeyPair:
+    """Write a new Ed25519 key pair as `<name>.private.pem` (PKCS#8, mode 0600) and `<name>.public.pem`."""
+    check_key_id(name)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    private_path = out / f"{key_id}.private.pem"
-    public_path = out / f"{key_id}.public.pem"
+    private_path = out / f"{name}.private.pem"
+    public_path = out / f"{name}.public.pem"
     if not overwrite:
         for p in (private_path, public_path):
             if p.exists():
@@ -139,7 +157,7 @@ def generate_keypair(out_dir: str | os.PathLike, key_id: str = "default", *, ove
     with os.fdopen(fd, "wb") as fh:
         fh.write(private_pem)
     public_path.write_bytes(public_pem)
-    return KeyPair(key_id, private_path, public_path)
+    return KeyPair(key_thumbprint(key), private_path, public_path, name)
 
 
 def _pem_bytes(value: Any) -> bytes:
@@ -179,36 +197,71 @@ def load_public_key(value: Ed25519PublicKey | bytes | str | os.PathLike) -> Ed25
     return key
 
 
-def load_trusted_keys(spec: TrustedKeys) -> dict[str, Ed25519PublicKey]:
+def is_private_pem(data: bytes) -> bool:
+    return bool(PRIVATE_PEM_RE.search(data))
+
+
+def load_trusted_keys(spec: TrustedKeys, *, warn: Callable[[str], None] | None = None) -> dict[str, Ed25519PublicKey]:
     """Trusted public keys by key id, from a mapping, a PEM file or a directory of PEM files.
 
-    A file's key id is its name without `.public.pem`/`.pub.pem`/`.pem`. In a directory every `*.pem` file is
-    loaded except `*.private.pem`; a file that is not an Ed25519 public key is an error (never silently skipped).
-    Several keys in a directory allow rotation: sign with the new key while clients still trust the old one.
+    Every key is trusted under its JWK thumbprint (the default kid) and under its name: the mapping's key, or
+    the file name without `.public.pem`/`.pub.pem`/`.pem` (for bundles signed with a named kid). In a
+    directory every `*.pem` file is loaded; a private key is skipped with a warning through `warn` (default:
+    the `leadops.signing` logger), since it does not belong with the keys verifiers are given; any other file
+    that is not an Ed25519 public key is an error (never silently skipped). Several keys in a directory allow
+    rotation: sign with the new key while clients still trust the old one.
     """
+    warn = warn or _log.warning
+    named: list[tuple[str, Ed25519PublicKey, str]] = []  # (name, key, where it came from)
     if isinstance(spec, Mapping):
-        keys = {check_key_id(str(kid)): load_public_key(value) for kid, value in spec.items()}
+        named = [(check_key_id(str(kid)), load_public_key(value), f"key {kid!r}") for kid, value in spec.items()]
     else:
         path = Path(spec)
         if path.is_dir():
-            keys = {}
             for pem in sorted(path.glob("*.pem")):
-                if pem.name.endswith(".private.pem"):
+                data = _pem_bytes(pem)
+                if is_private_pem(data):
+                    warn(f"{pem}: skipped, this is a private key; a private key should not be in a directory of "
+                         "trusted keys (keep it secret, e.g. a CI secret, and give verifiers only its public key)")
                     continue
-                kid = check_key_id(key_id_from_filename(pem))
-                if kid in keys:
-                    raise BundleError("bad-key", f"{pem}: key id {kid!r} defined twice in {path}")
-                try:
-                    keys[kid] = load_public_key(pem)
-                except BundleError as exc:
-                    raise BundleError("bad-key", f"{pem}: {exc.reason}") from None
+                named.append(_trusted_file(pem, data))
         elif path.is_file():
-            keys = {check_key_id(key_id_from_filename(path)): load_public_key(path)}
+            data = _pem_bytes(path)
+            if is_private_pem(data):
+                raise BundleError("bad-key", f"{path} is a private key; verify with its public key "
+                                  f"(openssl pkey -in {path.name} -pubout -out {path.stem}.public.pem)")
+            named.append(_trusted_file(path, data))
         else:
             raise BundleError("bad-key", f"no such key file or directory: {path}")
+    keys: dict[str, Ed25519PublicKey] = {}
+    for name, key, where in named:
+        if name in keys and key_thumbprint(keys[name]) != key_thumbprint(key):
+            raise BundleError("bad-key", f"{where}: key id {name!r} is used by two different keys in {spec}")
+        keys[name] = key
+        keys.setdefault(key_thumbprint(key), key)
     if not keys:
         raise BundleError("bad-key", "no trusted public keys given")
     return keys
+
+
+def _trusted_file(pem: Path, data: bytes) -> tuple[str, Ed25519PublicKey, str]:
+    try:
+        key = load_public_key(data)
+    except BundleError as exc:
+        raise BundleError("bad-key", f"{pem}: {exc.reason}") from None
+    name = key_id_from_filename(pem)
+    return (name if KEY_ID_RE.match(name) else key_thumbprint(key)), key, str(pem)
+
+
+def describe_trusted(keys: Mapping[str, Ed25519PublicKey]) -> str:
+    """`<thumbprint> (also 'name')`, one per distinct key: what an unknown-key error lists."""
+    by_print: dict[str, list[str]] = {}
+    for kid, key in keys.items():
+        names = by_print.setdefault(key_thumbprint(key), [])
+        if kid != key_thumbprint(key):
+            names.append(kid)
+    return ", ".join(tp + (f" (also {', '.join(map(repr, sorted(n)))})" if n else "")
+                     for tp, n in sorted(by_print.items()))
 
 
 # --------------------------------------------------------------------------------------------- hashing
@@ -333,7 +386,7 @@ def encode_jws(header: Mapping[str, Any], payload: Mapping[str, Any], key: Ed255
 def sign_bundle(
     bundle_bytes: bytes,
     private_key_pem: Ed25519PrivateKey | bytes | str | os.PathLike,
-    key_id: str = "default",
+    key_id: str | None = None,
     sequence: int | None = None,
     expires_in: str | int | float | timedelta = DEFAULT_EXPIRES_IN,
     *,
@@ -344,9 +397,10 @@ def sign_bundle(
 
     `sequence` defaults to the manifest's `sequence`, else to the signing time in whole seconds (so successive
     signings increase); a `sequence` that contradicts the manifest's is an error. Any old signature is replaced.
+    `key_id` (the JWS kid) defaults to the key's JWK thumbprint.
     """
-    check_key_id(key_id)
     key = load_private_key(private_key_pem)
+    key_id = check_key_id(key_thumbprint(key) if key_id is None else key_id)
     bundle = read_bundle(bundle_bytes)
     manifest = check_manifest(bundle)
     when = _now(now)
@@ -507,7 +561,10 @@ def verify_bundle(
     Rollback: a sequence below `min_sequence` is refused, and so is a sequence equal to it whose revision
     differs from `current_revision` (the same sequence must always name the same policy).
     """
-    keys = trusted_keys if _is_key_map(trusted_keys) else load_trusted_keys(trusted_keys)  # type: ignore[arg-type]
+    if _is_key_map(trusted_keys):  # already loaded: make sure every key is also found by its thumbprint
+        keys = {**{key_thumbprint(k): k for k in trusted_keys.values()}, **trusted_keys}  # type: ignore[union-attr]
+    else:
+        keys = load_trusted_keys(trusted_keys)  # type: ignore[arg-type]
     when = _now(now)
     if not isinstance(bundle_bytes, (bytes, bytearray)):
         raise _fail("malformed-archive", "bundle must be bytes")
@@ -547,13 +604,20 @@ def verify_bundle(
         raise _fail("malformed-signature", f"header kid {kid!r} and payload keyid {payload_kid!r} disagree")
     if not isinstance(kid, str) or not kid:
         raise _fail("unknown-key", "the signature names no key id")
-    key = keys.get(kid)
-    if key is None:
-        raise _fail("unknown-key", f"signed with key {kid!r}, which is not trusted (trusted: {', '.join(sorted(keys))})")
-
-    # 4. the signature itself
     if len(signature) != 64:
         raise _fail("bad-signature", f"Ed25519 signature must be 64 bytes, got {len(signature)}")
+    key = keys.get(kid)
+    if key is None:
+        key = _sole_key_that_signed(keys, signature, signing_input)
+    if key is None:
+        raise _fail(
+            "unknown-key",
+            f"signed with key {kid!r}, which is not trusted (trusted: {describe_trusted(keys)}); verify with the "
+            "public key of the key that signed it (`leadops keys id FILE` prints a key's id), or re-sign the "
+            "bundle with a trusted key",
+        )
+
+    # 4. the signature itself
     try:
         key.verify(signature, signing_input)
     except InvalidSignature:
@@ -650,6 +714,22 @@ def verify_bundle(
     )
 
 
+def _sole_key_that_signed(keys: Mapping[str, Ed25519PublicKey], signature: bytes, signing_input: bytes):
+    """With exactly one trusted key, whatever kid the signature names: that key, if it made the signature.
+
+    A single trusted key file verifies its own signatures whatever the file or the kid is called; with several
+    keys the kid must name one (never try them all: a rotation must stay unambiguous)."""
+    distinct = {key_thumbprint(k): k for k in keys.values()}
+    if len(distinct) != 1:
+        return None
+    (key,) = distinct.values()
+    try:
+        key.verify(signature, signing_input)
+    except InvalidSignature:
+        return None
+    return key
+
+
 def _is_key_map(value: Any) -> bool:
     return isinstance(value, Mapping) and all(isinstance(v, Ed25519PublicKey) for v in value.values()) and bool(value)
 
@@ -661,6 +741,7 @@ __all__ = [
     "b64url_encode",
     "file_digest",
     "generate_keypair",
+    "key_thumbprint",
     "load_private_key",
     "load_public_key",
     "load_trusted_keys",

@@ -4,7 +4,8 @@ Semantics:
 * An SLA applies when the decided stage is one of `applies_to.stages`, the route rule one of
   `applies_to.routes`, and `applies_to.when` holds (each only when given).
 * The clock starts when the lead entered the stage: `now` if the stage changes in this decision, else
-  `lead.stage_entered_at`, else `now` (the trace says so).
+  `lead.stage_entered_at`, else `now`, and then the decision carries a warning per SLA ("SLA clock started at
+  now: lead.stage_entered_at is missing"): such a clock restarts at every evaluation and is never breached.
 * Time runs in the calendar of whoever the lead is routed to (`calendar: assignee`: the team's or queue's
   calendar, else the set's `default_calendar`) or a named calendar. Paused intervals (`lead.sla_pauses`) do
   not count; while an open-ended pause lasts there is no due date (status `paused`).
@@ -89,7 +90,7 @@ class SlaEngine:
             return now, "the stage changes in this decision"
         entered = lead.get("stage_entered_at", MISSING)
         if entered is MISSING or entered is None:
-            return now, "lead.stage_entered_at is missing; the clock starts now"
+            return now, CLOCK_STARTS_NOW_WHY
         return entered, "lead.stage_entered_at"
 
     def calendar_for(self, sla: Sla, assignment: Assignment) -> BusinessCalendar:
@@ -122,6 +123,8 @@ class SlaEngine:
         if not slas:
             return []
         start, start_why = self.clock_start(lead, now, stage["changed"])
+        if start_why == CLOCK_STARTS_NOW_WHY:  # every evaluation restarts the clock: say so in the decision
+            warnings.extend({"rule": sla.id, "message": CLOCK_STARTS_NOW_WARNING} for sla in slas)
         out = []
         for sla in slas:
             cal = self.calendar_for(sla, assignment)
@@ -195,6 +198,10 @@ class SlaEngine:
             return None
 
         return check
+
+
+CLOCK_STARTS_NOW_WHY = "lead.stage_entered_at is missing; the clock starts now"
+CLOCK_STARTS_NOW_WARNING = "SLA clock started at now: lead.stage_entered_at is missing"
 
 
 def _hours(td: timedelta) -> str:

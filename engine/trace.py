@@ -7,12 +7,16 @@ author learns that a comparison was false because the field was absent (the docu
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from engine.errors import EvaluationError
 from engine.expr import MISSING
+from engine.expr.functions import ACTIVITY_HELPERS, matching_activities
+
+PREVIEW_ITEMS = 3  # a list value in the trace shows its length and this many items, never the whole list
 
 
 class Trace:
@@ -88,13 +92,46 @@ def describe_values(compiled: Any, lead: Any, now: datetime, score: Any = None, 
     names = {"lead": lead, "now": now, "score": score, "activity": activity, "stage": stage}
     seen: dict[str, Any] = {}
     missing: list[str] = []
+    reads = activity_reads(compiled, lead, now)
     for path in compiled.paths:
         value = read_path(names, path)
         if value is MISSING or value is None:
             missing.append(path)
+        elif path == "lead.activities" and reads:
+            seen[path] = {"count": len(value)}  # what the rule looked at is listed per helper call below
         else:
-            v = jsonable(value)
-            if isinstance(v, list) and len(v) > 5:
-                v = f"[{len(v)} items]"
-            seen[path] = v
+            seen[path] = abbreviated(jsonable(value))
+    seen.update(reads)
     return seen, missing
+
+
+def abbreviated(value: Any) -> Any:
+    """A long list as {"count", "first"}: an explanation shows what was read, not a copy of the lead."""
+    if isinstance(value, list) and len(value) > PREVIEW_ITEMS:
+        return {"count": len(value), "first": value[:PREVIEW_ITEMS]}
+    return value
+
+
+def activity_reads(compiled: Any, lead: Any, now: datetime) -> dict[str, Any]:
+    """What each activity helper call with literal arguments read: how many activities matched, and the first
+    few of them, keyed by the call as the author wrote it (`has_activity("demo_request", within_days=30)`)."""
+    out: dict[str, Any] = {}
+    for node in ast.walk(compiled.tree):
+        helper = getattr(node, "lo_helper", None)
+        if helper is None or helper.name not in ACTIVITY_HELPERS:
+            continue
+        try:
+            values = [None if a is None else ast.literal_eval(a) for a in node.lo_args]  # type: ignore[attr-defined]
+        except (ValueError, TypeError, SyntaxError):
+            continue  # a computed argument: the helper's result is in the rule's outcome, not re-derived here
+        args = {name: tuple(v) if isinstance(v, list) else v for name, v in zip(helper.params, values)}
+        try:
+            matched = matching_activities(lead, now, args.get("type"), args.get("within_days"), args.get("url"))
+        except EvaluationError:
+            continue
+        key = ast.get_source_segment(compiled.source, node) or ast.unparse(node)
+        entry: dict[str, Any] = {"matching": len(matched)}
+        if matched:
+            entry["first"] = [jsonable(a) for a in matched[:PREVIEW_ITEMS]]
+        out[" ".join(key.split())] = entry
+    return out

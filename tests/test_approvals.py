@@ -189,3 +189,30 @@ def test_changed_files_across_renames() -> None:
     renamed = dict(files)
     renamed["policies/lead-scoring.yaml"] = renamed.pop("policies/scoring.yaml")
     assert changed_files(files, root, renamed, root) == ["lead-scoring.yaml", "scoring.yaml"]
+
+
+# ------------------------------------------------------------------------------- what reviewers said, outsiders
+
+
+def test_each_reviewers_latest_comment_is_quoted() -> None:
+    result = check("changes_requested.json")
+    said = {c["login"]: c["body"] for c in result.to_dict()["comments"]}
+    assert said == {"sarah-sales": "Still thinking."}  # her newer COMMENTED review replaces the older words
+    md = result.markdown()
+    assert "**What reviewers said**" in md and "> Still thinking." in md and "@sarah-sales (sales)" in md
+    assert "sarah-sales (sales, commented" in result.text()
+
+
+def test_quotes_cannot_ping_or_hide_markers() -> None:
+    from engine.approvals import quote_markdown
+
+    quoted = quote_markdown("cc @mike-anz\n<!-- leadops-impact-report -->")
+    assert quoted.splitlines()[0] == "> cc @\u200bmike-anz" and "<!--" not in quoted
+
+
+def test_approval_from_outside_the_owning_groups_is_named() -> None:
+    result = check("marketing_only.json", ["stages.yaml"])  # a stages-only change: marketing and sales own it
+    assert result.outside == {"dan-salesops": ["sales-ops"]}
+    assert "@dan-salesops (sales-ops)" in result.markdown() and "outside the owning groups" in result.markdown()
+    assert check("marketing_only.json").outside == {}  # with routing changed too, sales-ops owns an area
+    assert check("stale_and_dismissed.json").outside == {"random-dev": []}

@@ -384,9 +384,13 @@ def test_cli_keys_build_sign_verify(tmp_path):
 
     runner = CliRunner()
     keys = tmp_path / "keys"
-    r = runner.invoke(cli, ["keys", "generate", "--out", str(keys), "--key-id", "ci"])
+    r = runner.invoke(cli, ["keys", "generate", "--out", str(keys), "--name", "ci"])
     assert r.exit_code == 0, r.output
     assert (keys / "ci.private.pem").exists() and (keys / "ci.public.pem").exists()
+    from engine.signing import key_thumbprint, load_public_key
+
+    kid = key_thumbprint(load_public_key(keys / "ci.public.pem"))
+    assert f"key id:      {kid}" in r.output  # printed by keys generate
     r = runner.invoke(cli, ["keys", "generate", "--out", str(keys), "--key-id", "ci"])
     assert r.exit_code == 1 and "already exists" in r.output and "Traceback" not in r.output
 
@@ -404,7 +408,7 @@ def test_cli_keys_build_sign_verify(tmp_path):
 
     r = runner.invoke(cli, ["bundle", "sign", str(bundle), "--key", str(keys / "ci.private.pem"), "--expires-in", "2d"])
     assert r.exit_code == 0, r.output
-    assert "sequence 7" in r.output and "'ci'" in r.output
+    assert "sequence 7" in r.output and f"'{kid}'" in r.output
     r = runner.invoke(cli, ["bundle", "verify", str(bundle), "--key", str(keys / "ci.public.pem")])
     assert r.exit_code == 0 and "ok: revision" in r.output and "sequence 7" in r.output
     r = runner.invoke(cli, ["bundle", "verify", str(bundle), "--key", str(keys), "--min-sequence", "8"])
@@ -418,7 +422,7 @@ def test_cli_keys_build_sign_verify(tmp_path):
     tampered[len(tampered) // 2] ^= 0xFF
     signed_copy.write_bytes(bytes(tampered))
     r = runner.invoke(cli, ["bundle", "verify", str(signed_copy), "--key", str(keys)])
-    assert r.exit_code == 1 and r.output.startswith("error: ") and "Traceback" not in r.output
+    assert r.exit_code == 1 and r.output.splitlines()[-1].startswith("error: ") and "Traceback" not in r.output
 
     r = runner.invoke(cli, ["bundle", "sign", str(bundle), "--key", str(keys / "ci.private.pem"), "--expires-in", "soon"])
     assert r.exit_code == 2
@@ -426,6 +430,6 @@ def test_cli_keys_build_sign_verify(tmp_path):
     assert r.exit_code == 2 and "exactly one of --bundle" in r.output
     r = runner.invoke(cli, ["serve", "--bundle", str(tmp_path / "missing.tar.gz"), "--key", str(keys)])
     assert r.exit_code == 1
-    for command in (["keys", "generate"], ["bundle", "build"], ["bundle", "sign"], ["bundle", "verify"], ["serve"]):
+    for command in (["keys", "generate"], ["keys", "id"], ["bundle", "build"], ["bundle", "sign"], ["bundle", "verify"], ["serve"]):
         help_text = runner.invoke(cli, [*command, "--help"]).output
         assert "Example:" in help_text and "leadops " in help_text.split("Example:")[1]

@@ -260,7 +260,7 @@ def test_untrusted_key_and_oversize_downloads_are_refused(keys, files, tmp_path)
         srv.answer = (200, {}, make(other, files, "rev-evil", 9), None)
         c = PolicyClient(srv.url, keys.public_path, tmp_path / "c1")
         result = c.refresh()
-        assert result.status == "rejected" and "bad-signature" in result.reason
+        assert result.status == "rejected" and "unknown-key" in result.reason
         srv.answer = (200, {}, make(keys, files, "rev-1", 1), None)
         small = PolicyClient(srv.url, keys.public_path, tmp_path / "c2", max_size=1000)
         result = small.refresh()

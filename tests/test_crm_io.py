@@ -287,3 +287,13 @@ def test_scenarios_hold_raw_crm_records(tmp_path, example_ps):
     missing = tmp_path / "missing.yaml"
     missing.write_text("now: 2026-11-23T09:00:00+10:00\nname: x\nrecord: {id: '1'}\nexpect: {stage.to: mql}\n")
     assert [d.code for d in sc.load_all([str(missing)])[1]] == ["SCN001"]
+
+
+def test_csv_field_limit_is_an_error_record_not_a_crash(tmp_path):
+    from engine.crm.records import MAX_CSV_FIELD
+
+    path = tmp_path / "big.csv"
+    path.write_text("Id,Note\n1," + "x" * (MAX_CSV_FIELD + 10) + '\n2,"' + "y\n" * 10 + '"\n3,ok\n')
+    got = list(read_records(path))
+    assert isinstance(got[0][1], RecordError) and "field larger than field limit" in got[0][1].message
+    assert got[1] == (3, {"Id": "2", "Note": "y\n" * 10}) and got[2] == (14, {"Id": "3", "Note": "ok"})

@@ -272,3 +272,15 @@ def test_salesforce_converted_lead_and_tasks(example_ps):
                     "activities": [{"type": "call_attempt", "at": "2026-11-19T23:10:00+00:00"},
                                    {"type": "demo_request", "at": "2026-11-21T01:00:00+00:00"}]}
     assert salesforce.reverse_value("stage", "opportunity", column="Status") == "Closed - Converted"
+
+
+def test_no_id_band_on_text_and_writeback_errors(tmp_path, example_ps):
+    text = MINI.replace('  id: {from: [Id, "Record ID"], required: true}\n', "")
+    (d,) = diagnostics(tmp_path, example_ps, text)
+    assert d.code == "MAPPING001" and "no lead 'id'" in d.message and d.location.line == 5
+    (d,) = diagnostics(tmp_path, example_ps, MINI.replace("is_student: {from: Student}", "email: {from: Mail, band: upper}"))
+    assert d.code == "MAPPING006" and d.location.line == 8 and "band applies to numbers" in d.message
+    text = MINI + "writeback: {Score: {column: scroe}, Stage: {column: stage, through: email}}\n"
+    found = diagnostics(tmp_path, example_ps, text)
+    assert [d.code for d in found] == ["MAPPING007", "MAPPING007"]
+    assert "did you mean 'score'" in found[0].hint and "fields with maps" in found[1].hint

@@ -165,11 +165,11 @@ def test_stage_matrix_and_text_follow_the_policy_stage_order() -> None:
         imp.add("l", f"L{i}", out(a), out(b), {})
     rep = Report("main", "wt", "a", "b", NOW, [], imp, "t", None)
     md = rep.markdown()
-    assert "| before ↓ / after → | lead | MQL | SQL |" in md  # pipeline order, not by lead count
+    assert "| before ↓ / after → | Lead | MQL | SQL |" in md  # pipeline order, not by lead count
     rows = [line.split(" | ")[0] for line in md.splitlines() if line.startswith("| **")]
-    assert rows == ["| **lead**", "| **SQL**", "| **nurture**"]  # pipeline, then detours
+    assert rows == ["| **Lead**", "| **SQL**", "| **Nurture**"]  # pipeline, then detours; business names
     text = rep.text()
-    assert text.index("lead → SQL: 3") < text.index("SQL → MQL: 1") < text.index("nurture → lead: 2")
+    assert text.index("Lead → SQL: 3") < text.index("SQL → MQL: 1") < text.index("Nurture → Lead: 2")
 
 
 # ------------------------------------------------------------------------------------------- CLI, real git
@@ -221,6 +221,17 @@ def test_cli_diff_guard_and_acknowledge(branch: Path) -> None:
     data = json.loads(as_json.output)
     assert data["head"]["revision"] == git(branch, "rev-parse", "raise-sql")
     assert [c["text"] for c in data["changes"]] == ["entry: score.total >= 50 → 60", "when: lead.employees < 101 → 201"]
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "json"])
+def test_cli_diff_over_the_limit_says_so_once(branch: Path, fmt: str) -> None:
+    """The blast-radius message appears exactly once across stdout and stderr, whatever the format."""
+    from cli import cli
+
+    r = CliRunner().invoke(cli, ["diff", "--base", "main", "--leads", str(branch.parent / "leads.jsonl"),
+                                 "--now", NOW.isoformat(), "--max-changed", "0.1", "--format", fmt])
+    assert r.exit_code == 1
+    assert (r.stdout + r.stderr).count("Blast radius exceeded") == 1, (r.stdout, r.stderr)
 
 
 def test_cli_guard_default_from_leadops_yaml(branch: Path) -> None:

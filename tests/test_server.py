@@ -89,12 +89,12 @@ def expected_decision(files: dict[str, bytes], revision: str, lead: dict, now: d
 # --------------------------------------------------------------------------------------------- endpoints
 
 
-def test_healthz_and_policy(service):
+def test_healthz_and_policy(service, keys):
     c = service["client"]
     r = c.get("/healthz")
     assert r.status_code == 200 and r.json()["status"] == "ok" and r.json()["revision"] == "rev-a"
     info = c.get("/v1/policy").json()
-    assert info["revision"] == "rev-a" and info["sequence"] == 1 and info["key_id"] == "svc"
+    assert info["revision"] == "rev-a" and info["sequence"] == 1 and info["key_id"] == keys.key_id
     assert info["policy_version"] == "test" and not info["expired"]
     assert "policies/scoring.yaml" in info["files"]
 
@@ -119,7 +119,8 @@ def test_single_decision_is_exactly_the_engine_decision(service):
         r = c.post("/v1/decisions", json={"lead": lead, "now": NOW})
         assert r.status_code == 200, r.text
         body = r.json()
-        assert body["revision"] == "rev-a" and body["sequence"] == 1 and body["now"] == "2026-11-20T01:00:00Z"
+        assert body["revision"] == "rev-a" and body["sequence"] == 1 and body["now"] == "2026-11-20T01:00:00+00:00"
+        assert body["now"] == body["decision"]["evaluated_at"]
         assert body["decision"] == expected_decision(files, "rev-a", lead, NOW_DT)
         jsonschema.validate(body["decision"], DECISION_SCHEMA)
 
@@ -128,8 +129,18 @@ def test_default_now_is_request_time_in_utc(service):
     before = datetime.now(timezone.utc)
     body = service["client"].post("/v1/decisions", json={"lead": LEADS[1]}).json()
     after = datetime.now(timezone.utc)
-    now = datetime.fromisoformat(body["now"].replace("Z", "+00:00"))
-    assert before <= now <= after and body["now"].endswith("Z")
+    now = datetime.fromisoformat(body["now"])
+    assert before <= now <= after and body["now"].endswith("+00:00")
+    assert body["now"] == body["decision"]["evaluated_at"]
+
+
+@pytest.mark.parametrize("now", ["2026-11-20T11:00:00+10:00", "2026-11-19T20:00:00-05:00"])
+def test_now_keeps_the_callers_offset_like_evaluated_at(service, now: str):
+    """One format for one instant: the answer's `now` is written exactly as the decision's `evaluated_at`."""
+    single = service["client"].post("/v1/decisions", json={"lead": LEADS[0], "now": now}).json()
+    assert single["now"] == single["decision"]["evaluated_at"] == now
+    batch = service["client"].post("/v1/decisions", json={"leads": LEADS[:2], "now": now}).json()
+    assert batch["now"] == now and all(r["decision"]["evaluated_at"] == now for r in batch["results"])
 
 
 def test_batch_with_invalid_leads(service):
@@ -294,7 +305,12 @@ def test_refuses_to_start_on_an_unverified_bundle(keys, tmp_path):
         create_app(path, keys.public_path)
     assert "missing-signature" in str(exc.value)
     other = generate_keypair(tmp_path / "other", "svc")
-    path.write_bytes(signed_bundle(other, "wrong-key", 1))
+    path.write_bytes(signed_bundle(other, "wrong-key", 1))  # kid: the other key's own thumbprint
+    with pytest.raises(BundleError) as exc:
+        create_app(path, keys.public_path)
+    assert "unknown-key" in str(exc.value)
+    unsigned = build_bundle(policy_files(), "wrong-key", policy_version="1")
+    path.write_bytes(sign_bundle(unsigned, other.private_path, "svc", 1))  # the trusted key's name as kid
     with pytest.raises(BundleError) as exc:
         create_app(path, keys.public_path)
     assert "bad-signature" in str(exc.value)

@@ -118,9 +118,13 @@ def test_generate_keypair_files(tmp_path):
 
 
 def test_trusted_keys_from_file_dir_and_mapping(keys, tmp_path):
-    assert list(load_trusted_keys(keys["main"].public_path)) == ["main"]
-    assert list(load_trusted_keys(keys["trusted_dir"])) == ["main"]  # the private key beside it is skipped
-    assert list(load_trusted_keys({"x": keys["main"].public_path.read_bytes()})) == ["x"]
+    main_id = keys["main"].key_id  # every key is trusted under its thumbprint and its name
+    assert sorted(load_trusted_keys(keys["main"].public_path)) == sorted(["main", main_id])
+    warnings: list[str] = []
+    assert sorted(load_trusted_keys(keys["trusted_dir"], warn=warnings.append)) == sorted(["main", main_id])
+    (warning,) = warnings  # the private key beside it is skipped, by name, with the reason
+    assert "main.private.pem: skipped, this is a private key" in warning and "should not be" in warning
+    assert sorted(load_trusted_keys({"x": keys["main"].public_path.read_bytes()})) == sorted(["x", main_id])
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     (tmp_path / "rsa.pem").write_bytes(
         rsa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -156,7 +160,8 @@ def test_key_rotation_with_a_directory_of_trusted_keys(keys, tmp_path):
     (trusted / "other.public.pem").write_bytes(keys["other"].public_path.read_bytes())
     for name in ("main", "other"):
         v = verify_bundle(make_signed(keys, key=name), trusted, now=NOW)
-        assert v.key_id == name
+        assert v.key_id == keys[name].key_id  # the default kid: the key's thumbprint
+        assert verify_bundle(make_signed(keys, key=name, kid=name), trusted, now=NOW).key_id == name  # named kid
 
 
 # --------------------------------------------------------------------------------------------- format
@@ -165,7 +170,7 @@ def test_key_rotation_with_a_directory_of_trusted_keys(keys, tmp_path):
 def test_signed_bundle_verifies_and_reports(keys):
     data = make_signed(keys)
     v = verify(keys, data)
-    assert (v.revision, v.sequence, v.key_id) == ("rev-1", 5, "main")
+    assert (v.revision, v.sequence, v.key_id) == ("rev-1", 5, keys["main"].key_id)
     assert v.issued_at == int(NOW.timestamp())
     assert v.expires_at == int((NOW + timedelta(days=30)).timestamp())
     assert v.files == FILES
@@ -181,9 +186,9 @@ def test_signatures_json_follows_opa(keys):
     header_b64, payload_b64, sig_b64 = doc["signatures"][0].split(".")
     header = json.loads(b64url_decode(header_b64))
     payload = json.loads(b64url_decode(payload_b64))
-    assert header == {"alg": "EdDSA", "kid": "main", "typ": "JWT"}
+    assert header == {"alg": "EdDSA", "kid": keys["main"].key_id, "typ": "JWT"}
     assert len(b64url_decode(sig_b64)) == 64
-    assert payload["keyid"] == "main"
+    assert payload["keyid"] == keys["main"].key_id
     assert payload["sequence"] == 5 and payload["revision"] == "rev-1"
     assert payload["exp"] - payload["iat"] == 30 * 86400
     names = [f["name"] for f in payload["files"]]
@@ -202,7 +207,7 @@ def test_independent_jwt_library_verifies_our_signature(keys):
     public = serialization.load_pem_public_key(keys["main"].public_path.read_bytes())
     claims = jwt.decode(token, public, algorithms=["EdDSA"])
     assert claims["sequence"] == 5 and claims["revision"] == "rev-1"
-    assert jwt.get_unverified_header(token)["kid"] == "main"
+    assert jwt.get_unverified_header(token)["kid"] == keys["main"].key_id
     # and each listed hash matches the archive content, recomputed here with hashlib only
     entries = entries_of(data)
     for f in claims["files"]:
@@ -406,7 +411,10 @@ TAMPER_CASES = {
     # keys
     "unknown-key-id": (lambda k, d: make_signed(k, key="other"), "unknown-key"),
     "no-key-id": (lambda k, d: forge(k, d, header={"kid": None}, drop=["keyid"]), "unknown-key"),
-    "wrong-key-same-kid": (lambda k, d: make_signed(k, key="impostor"), "bad-signature"),
+    "wrong-key-same-kid": (lambda k, d: make_signed(k, key="impostor", kid="main"), "bad-signature"),
+    "wrong-key-trusted-thumbprint-kid": (lambda k, d: make_signed(k, key="impostor", kid=k["main"].key_id),
+                                         "bad-signature"),
+    "wrong-key-own-thumbprint-kid": (lambda k, d: make_signed(k, key="impostor"), "unknown-key"),
     "bad-signature-bitflip": (lambda k, d: _flip_signature(d), "bad-signature"),
     "signature-truncated": (
         lambda k, d: with_token(d, token_of(d)[:-8]),

@@ -97,6 +97,20 @@ def test_missing_stage_entered_at_starts_the_clock_now_and_says_so(mini_set) -> 
     assert only(d["slas"])["clock_starts"] == "2026-11-23T10:00:00+11:00"
     (entry,) = [t for t in d["trace"] if t["kind"] == "sla"]
     assert "lead.stage_entered_at is missing; the clock starts now" in entry["reason"]
+    # without --explain too: the decision itself warns that this clock restarts at every evaluation
+    plain = mini_set.load().evaluate({"id": "L-1", "country": "AU", "stage": "mql", **MQL}, NOW).to_dict()
+    assert plain["warnings"] == [
+        {"rule": "mql-response", "message": "SLA clock started at now: lead.stage_entered_at is missing"}]
+    from test_policyset import VALIDATOR
+
+    assert not [e.message for e in VALIDATOR.iter_errors(plain)]
+
+
+@pytest.mark.parametrize("fields", [{"stage": "mql", "stage_entered_at": "2026-11-20T16:00:00+11:00"},
+                                    {"stage": "new"}, {}], ids=["entered-at-known", "stage-changes", "new-lead"])
+def test_no_clock_warning_when_the_clock_start_is_known(mini_set, fields: dict) -> None:
+    d = mini_set.load().evaluate({"id": "L-1", "country": "AU", **MQL, **fields}, NOW).to_dict()
+    assert d["slas"] and "warnings" not in d
 
 
 def test_breached_when_now_is_past_due(mini_set) -> None:

@@ -234,3 +234,20 @@ def test_hand_back_needs_the_sla_minimum_attempts(ps) -> None:
 def test_attempts_guard_does_not_apply_to_other_targets(ps) -> None:
     s = stage(ps, stage="mql", employees=MQL_SIZE, transition_request={"to": "disqualified"})
     assert s["to"] == "disqualified"
+
+
+def test_explain_shows_what_an_activity_condition_read_not_the_whole_array(example_ps) -> None:
+    """Issue 11: a stage rule's values list each activity helper call with its matching count and first items,
+    and the activities array only as a count, so --explain stays readable for a lead with a long history."""
+    views = [{"type": "page_view", "at": f"2026-11-{d:02d}T10:00:00+10:00", "url": f"/p{d}"} for d in range(1, 21)]
+    demos = [{"type": "demo_request", "at": f"2026-11-{d:02d}T16:00:00+10:00"} for d in (16, 18, 19, 20)]
+    lead = {"id": "L-x", "email": "a@acme.com.au", "country": "AU", "employees": 500, "seniority": "director",
+            "company": {"name": "Acme", "industry": "software"}, "activities": views + demos}
+    trace = example_ps.evaluate(lead, NOW, explain=True).to_dict()["trace"]
+    (sql,) = [t for t in trace if t["rule"] == "stage:sql"]
+    values = sql["values"]
+    assert values["lead.activities"] == {"count": 24}
+    demo = values['has_activity("demo_request", within_days=30)']
+    assert demo["matching"] == 4 and demo["first"] == [{"type": "demo_request", "at": a["at"]} for a in demos[:3]]
+    assert values['has_activity("quote_request", within_days=30)'] == {"matching": 0}
+    assert "/p1" not in str(values)

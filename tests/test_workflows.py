@@ -53,7 +53,10 @@ def test_pull_request_workflow_runs_the_local_commands() -> None:
     assert set(wf[True]["pull_request"]["types"]) >= {"opened", "synchronize", "labeled", "unlabeled"}  # yaml: on -> True
     text = "\n".join(runs(wf))
     calls = [c[:1] for c in leadops_calls(text)]
-    assert calls == [["validate"], ["test"], ["codeowners"], ["diff"]]
+    assert calls == [["validate"], ["test"], ["codeowners"], ["diff"], ["diff"], ["handbook"]]
+    assert 'leadops diff --base "origin/$BASE" --now "$NOW" --format html --acknowledge > impact.html' in text
+    upload = [s for s in wf["jobs"]["policy"]["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
+    assert any("impact.html" in s["with"]["path"] and "handbook.html" in s["with"]["path"] for s in upload)
     assert "leadops test --junit report.xml" in text
     assert "leadops codeowners --check" in text
     assert 'leadops diff --base "origin/$BASE" --format markdown' in text

@@ -16,7 +16,7 @@ import json
 import weakref
 from collections.abc import Callable, Iterable, Mapping as MappingABC
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -122,6 +122,7 @@ class FieldRule:
     late: bool = False  # stage_dates: read after the other fields (it needs the mapped stage)
     simple: tuple[tuple[str, ...], Any] | None = None  # a plain `from`: (candidate columns, convert)
     joined: tuple[tuple[tuple[str, ...], ...], Any] | None = None  # a `join`: (candidates per part, convert)
+    dated: tuple[dict[str, tuple[str, ...]], Any] | None = None  # `stage_dates`: (stage -> candidates, convert)
 
 
 class Mapping:
@@ -170,10 +171,15 @@ class Mapping:
         act_unused: list[str] = []
         if activities is not None and self.activity_rules:
             acts = []
+            last_keys: Any = None
             for position, item in enumerate(activities, 1):
                 act_row, act = item if item.__class__ is tuple else (position, item)
                 actx = Context(act_row, "activity row")
-                act_plan, names = self._plan(self.activity_rules, act, self._activity_declared)
+                if last_keys is not None and act.keys() == last_keys and dict not in map(type, act.values()):
+                    act_plan, names = (act, act_plan[1]), names  # same columns as the row before: same plan
+                else:
+                    act_plan, names = self._plan(self.activity_rules, act, self._activity_declared)
+                    last_keys = act.keys() if act_plan[0] is act else None
                 if names:
                     extra = _with_values(act_plan[0], names)
                     if extra and self.strict:
@@ -202,6 +208,10 @@ class Mapping:
                 if rule.joined is not None:
                     parts = tuple(tuple(n for n in part if n in present) for part in rule.joined[0])
                     steps.append((rule, parts, rule.joined[1]))
+                    continue
+                if rule.dated is not None:  # stage -> the candidate columns this record has
+                    by_stage = {st: tuple(n for n in names if n in present) for st, names in rule.dated[0].items()}
+                    steps.append((rule, {st: c for st, c in by_stage.items() if c}, rule.dated[1]))
                     continue
                 if rule.simple is None:
                     steps.append((rule, None, None))
@@ -318,7 +328,7 @@ def _compile_steps(steps: list[tuple[Any, ...]]) -> Callable[..., dict[str, Any]
     directly, plain strings and exact value-map hits inlined, everything else through the rule's converter.
     Only generated names and repr()'d column names appear in the source."""
     env: dict[str, Any] = {"_ABSENT": _ABSENT, "_MARK": _ABSENT_MARK, "_put": _put, "_missing": _missing,
-                           "_spelling": spelling}
+                           "_spelling": spelling, "_CoerceError": CoerceError}
     lines = ["def run(flat, ctx):", "    out = {}"]
     for i, (rule, cols, convert) in enumerate(steps):
         env[f"r{i}"], env[f"c{i}"] = rule, convert
@@ -331,6 +341,12 @@ def _compile_steps(steps: list[tuple[Any, ...]]) -> Callable[..., dict[str, Any]
             continue
         lines.append("    v = _ABSENT")
         exact = getattr(convert, "exact", None)
+        if rule.dated is not None:  # cols: stage -> present candidate columns
+            env[f"d{i}"] = cols
+            lines += [f"    for col in d{i}.get(out.get('stage'), ()):", "        raw = flat[col]",
+                      f"        if not ({_EMPTY}):", f"            v = c{i}(raw, col, ctx)", "            break",
+                      "    if v is not _ABSENT:", f"        {assign}"]
+            continue
         if rule.joined is not None:  # cols: the present candidates of each part
             lines += _join_lines(i, cols, exact is not None)
             if exact is not None:
@@ -350,6 +366,10 @@ def _compile_steps(steps: list[tuple[Any, ...]]) -> Callable[..., dict[str, Any]
             elif exact is not None:
                 lines += [f"{body}v = m{i}.get(raw, _ABSENT)", f"{body}if v is _ABSENT:",
                           f"{body}    v = c{i}(raw, {col!r}, ctx)", f"{body}elif v is _MARK:", f"{body}    v = _ABSENT"]
+            elif getattr(convert, "coerce", None) is not None:  # the coercion itself; its error through c{i}
+                env[f"k{i}"] = convert.coerce
+                lines += [f"{body}try:", f"{body}    v = k{i}(raw)", f"{body}except _CoerceError:",
+                          f"{body}    v = c{i}(raw, {col!r}, ctx)"]
             else:
                 lines.append(f"{body}v = c{i}(raw, {col!r}, ctx)")
             lines.append(f"{indent}else:")
@@ -527,8 +547,9 @@ class _Builder:
         candidates = tuple(_candidates(spec))
         simple = (tuple(get.names), get.convert) if hasattr(get, "names") else None
         joined = (tuple(tuple(p) for p in get.parts), get.convert) if hasattr(get, "parts") else None
+        dated = (get.stage_dates, get.convert) if hasattr(get, "stage_dates") else None
         return FieldRule(target, get, tuple(sources), bool(spec.get("required")), reverse, candidates,
-                         late="stage_dates" in spec, simple=simple, joined=joined)
+                         late="stage_dates" in spec, simple=simple, joined=joined, dated=dated)
 
     # ---------------------------------------------------------------- getters
     def getter(self, spec: dict[str, Any], path: tuple[Any, ...], target: Target, sources: list[str]) -> Getter:
@@ -593,6 +614,8 @@ class _Builder:
                 return _ABSENT
             column, raw = read(record)
             return _ABSENT if column is None else convert(raw, column, ctx)
+        get.stage_dates = {stage: tuple(_names(names)) for stage, names in spec["stage_dates"].items()}  # type: ignore[attr-defined]
+        get.convert = convert  # type: ignore[attr-defined]
         return get
 
     def convert(self, spec: dict[str, Any], path: tuple[Any, ...], target: Target) -> Callable[[Any, str, Context], Any]:
@@ -615,6 +638,7 @@ class _Builder:
                                    name, code, row=ctx.row, column=column, value=raw) from None
         convert.exact = getattr(lookup, "exact", None)  # type: ignore[attr-defined]  # generated plans inline these
         convert.plain = lookup is None and not skip and coerce is spelling  # type: ignore[attr-defined]
+        convert.coerce = coerce if lookup is None and not skip else None  # type: ignore[attr-defined]
         return convert
 
     def coercion(self, spec: dict[str, Any], path: tuple[Any, ...], target: Target) -> Callable[[Any], Any]:
@@ -626,7 +650,7 @@ class _Builder:
             if kind not in ("integer", "number"):
                 self.error("MAPPING006", f"band applies to numbers; {target.name} is {kind}", path + ("band",))
             bound = spec["band"]
-            return lambda raw: to_band(raw, bound)
+            return partial(to_band, bound=bound)
         tz = spec.get("time_zone", self.time_zone)
         if "time_zone" in spec:
             try:
@@ -634,13 +658,13 @@ class _Builder:
             except ValueError as exc:
                 self.error("MAPPING004", str(exc), path + ("time_zone",), "use an IANA name such as UTC or Europe/London")
         if kind == "integer":
-            return lambda raw: to_number(raw, True)
+            return partial(to_number, integer=True)
         if kind == "number":
-            return lambda raw: to_number(raw, False)
+            return partial(to_number, integer=False)
         if kind == "boolean":
             return to_bool
         if kind == "date-time":
-            return lambda raw: to_datetime(raw, tz)
+            return partial(to_datetime, zone_name=tz)
         if enum is not None:
             unknown = spec.get("unknown", "error")
             options = sorted(map(str, enum))
@@ -858,6 +882,53 @@ def preset_for(policyset: Any, name: Any) -> Mapping:
     return cache[name]
 
 
+def preset_text_for(name: str, policyset: Any) -> str:
+    """A preset's YAML fitted to `policyset` (what `leadops init --crm NAME` writes to policies/mappings/): the
+    preset itself when it validates there; else stages the set does not have are read as no stage (`skip`),
+    their stage dates and the owners of reps it does not have are listed under `ignore`, with a header saying so.
+    The result always validates against `policyset` (ValueError for an unknown preset)."""
+    import yaml
+
+    if name not in presets():
+        raise ValueError(f"unknown CRM '{name}'; {checks.did_you_mean(name, presets())}one of: {', '.join(presets())}")
+    text = (PRESET_DIR / f"{name}.yaml").read_text(encoding="utf-8").replace("../../../schemas/", "../../schemas/")
+    try:
+        compile_mapping(text.encode(), f"{name}.yaml", policyset)
+        return text
+    except PolicyError:
+        pass
+    doc, _ = load_yaml(text, name)
+    stages = {s.id for s in (*policyset.model.stages.pipeline, *policyset.model.stages.detours)}
+    reps = {m.id for team in policyset.model.teams.values() for m in team.members}
+    lead, ignore, dropped = doc["lead"], doc.setdefault("ignore", []), []
+
+    def fit(spec: dict[str, Any]) -> None:
+        for stage in [k for k in spec.get("values", {}) if k not in stages]:
+            spec["skip"] = _names(spec.get("skip", [])) + _names(spec["values"].pop(stage))
+            dropped.append(stage)
+        for alternative in spec.get("first", []):
+            fit(alternative)
+
+    fit(lead.get("stage", {}))
+    dates = lead.get("stage_entered_at", {}).get("stage_dates", {})
+    for stage in [k for k in dates if k not in stages]:
+        ignore.extend(_names(dates.pop(stage)))
+    owner = lead.get("account_owner")
+    if owner and "owners" in owner:
+        owner["owners"] = {rep: ids for rep, ids in owner["owners"].items() if rep in reps}
+        if not owner["owners"]:
+            ignore.extend(_candidates(lead.pop("account_owner")))
+            doc["writeback"] = {k: v for k, v in doc.get("writeback", {}).items() if v.get("through") != "account_owner"}
+    header = (f"# yaml-language-server: $schema=../../schemas/mapping.schema.json\n"
+              f"# The {name} preset (engine/crm/presets/{name}.yaml) fitted to this policy set by `leadops init --crm "
+              f"{name}`.\n# Read as no stage (skip): the CRM stages for {', '.join(sorted(set(dropped))) or '-'}, which "
+              "this policy set does not have.\n# Owners: add `account_owner: {from: ..., owners: {<rep of teams.yaml>: "
+              "[<CRM owner id>, <owner name>]}}` once the reps are in teams.yaml.\n")
+    out = header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=110)
+    compile_mapping(out.encode(), f"{name}.yaml", policyset)  # never write a mapping that does not validate
+    return out
+
+
 def mapping_files(policy_dir: str | Path) -> list[Path]:
     """The mapping files of a policy directory: <dir>/mappings/*.yaml (validated by `leadops validate`)."""
     folder = Path(policy_dir) / "mappings"
@@ -904,5 +975,5 @@ def is_mapping_file(data: bytes) -> bool:
     return isinstance(doc, dict) and doc.get("kind") == "mapping"
 
 
-__all__ = ["Mapping", "MappingError", "compile_mapping", "is_mapping_file", "load_mapping", "mapping_files", "preset_for", "presets",
+__all__ = ["Mapping", "MappingError", "compile_mapping", "is_mapping_file", "load_mapping", "mapping_files", "preset_for", "preset_text_for", "presets",
            "schema_targets", "validate_mapping_files"]

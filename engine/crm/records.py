@@ -23,7 +23,7 @@ EXTENSIONS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "c
               ".parquet": "parquet", ".pq": "parquet"}
 MAX_CSV_FIELD = 1 << 20  # one CSV cell (csv's default limit is 128 KiB)
 PARQUET_BATCH = 2048
-MAX_RECORD_LINES = 1000  # physical lines one CSV record may span (quoted newlines)
+MAX_RECORD_LINES = 1000  # physical lines one CSV record may span (quoted newlines; also at most MAX_CSV_FIELD chars)
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
@@ -140,7 +140,7 @@ class _PhysicalRecords:
             if not open_quote:
                 yield pending[0][0], pending
                 pending = []
-            elif len(pending) > MAX_RECORD_LINES:
+            elif len(pending) > MAX_RECORD_LINES or sum(len(t) for _, t in pending) > MAX_CSV_FIELD:
                 self.push_back(pending[1:])
                 yield pending[0][0], pending[:1]
                 pending, open_quote = [], False
@@ -180,7 +180,8 @@ def _csv_records(path: str | Path, encoding: str | None, delimiter: str) -> Iter
             try:
                 line = text.rstrip("\r\n")
                 # no quote, no stray CR: RFC 4180 reads it exactly as a plain split (the csv module is ~4x slower)
-                row_cells = line.split(delimiter) if '"' not in line and "\r" not in line else cells(text)
+                plain = '"' not in line and "\r" not in line and len(line) <= MAX_CSV_FIELD  # else the csv module's limits
+                row_cells = line.split(delimiter) if plain else cells(text)
                 problem = None if len(row_cells) == width else RecordError(
                     f"broken CSV row: {len(row_cells)} fields, the header has {width} (an unquoted comma or quote?)",
                     "CSV002")

@@ -283,7 +283,8 @@ class Checker:
             self._constraint_literal_check(value_node, value_type, literal_node, literal)
             return
         owner = getattr(value_node, "lo_path", None) or self.text(value_node)
-        close = difflib.get_close_matches(literal, value_type.enum, n=1, cutoff=0.6)
+        same_but_case = [v for v in value_type.enum if v.casefold() == literal.casefold()]
+        close = same_but_case or difflib.get_close_matches(literal, value_type.enum, n=1, cutoff=0.6)
         hint = (f"did you mean {close[0]!r}? " if close else "") + "allowed values: " + ", ".join(
             repr(v) for v in value_type.enum
         )
@@ -362,7 +363,7 @@ class Checker:
     def visit_Call(self, node: ast.Call) -> Type:
         func = node.func
         if not isinstance(func, ast.Name):  # the parser already rejects method calls
-            raise self.fail(EXPR_FORBIDDEN, "method calls are not allowed", node, sandbox.method_hint(func))
+            raise self.fail(EXPR_FORBIDDEN, "method calls are not allowed", node, sandbox.method_hint(node, self.source))
         helper = HELPERS.get(func.id)
         if helper is None:
             if func.id in self.names:

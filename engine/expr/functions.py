@@ -272,6 +272,11 @@ def _matching_activities(name: str, lead: Any, now: datetime, kind: Any, within_
         yield act
 
 
+def matching_activities(lead: Any, now: datetime, kind: Any, within_days: Any = None, url: Any = None) -> list[Any]:
+    """The activities `count_activities(kind, within_days, url)` counts, in lead order (for explanations)."""
+    return list(_matching_activities("count_activities", lead, now, kind, within_days, url))
+
+
 def count_activities(lead: Any, now: datetime, kind: Any, within_days: Any = None, url: Any = None) -> Any:
     """count_activities(type, within_days=None, url=None): how many of the lead's activities have this type
     (or one of a list of types), happened at or before `now` and, if given, within the last `within_days`

@@ -28,6 +28,7 @@ from __future__ import annotations
 import ast
 import io
 import keyword
+import re
 import tokenize
 import unicodedata
 from typing import Any
@@ -225,19 +226,33 @@ MISSING = _MissingType()
 # Text rules applied before ast.parse
 
 
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+def _lines(source: str) -> list[tuple[int, str]]:
+    """(0-based character offset, text) of each line, split as Python's tokenizer splits them: at \n, \r\n
+    and a lone \r (so line numbers from ast/tokenize land on the right line)."""
+    out, start = [], 0
+    for m in _NEWLINE.finditer(source):
+        out.append((start, source[start:m.start()]))
+        start = m.end()
+    out.append((start, source[start:]))
+    return out
+
+
 def char_offset(source: str, lineno: int, col_offset_bytes: int) -> int:
     """1-based character offset in `source` of an ast/tokenize position (line 1-based, UTF-8 byte col)."""
-    lines = source.split("\n")
+    lines = _lines(source)
     if lineno < 1 or lineno > len(lines):
         return 0
-    before = sum(len(line) + 1 for line in lines[: lineno - 1])
-    line = lines[lineno - 1]
+    before, line = lines[lineno - 1]
     col_chars = len(line.encode("utf-8")[:col_offset_bytes].decode("utf-8", "ignore"))
     return before + col_chars + 1
 
 
 def _token_offset(source: str, lineno: int, col_chars: int) -> int:
-    """1-based character offset of a tokenize position (tokenize columns are in characters)."""
+    """1-based character offset of a tokenize position (tokenize columns are in characters; its lines, read
+    through StringIO.readline, end at \n only)."""
     lines = source.split("\n")
     return sum(len(line) + 1 for line in lines[: lineno - 1]) + col_chars + 1
 
@@ -337,8 +352,8 @@ def parse_checked(source: str) -> ast.Expression:
 
 def _byte_col(source: str, lineno: int, offset_chars: int) -> int:
     """SyntaxError.offset is 1-based characters (str input); convert to a 0-based UTF-8 byte column."""
-    lines = source.split("\n")
-    line = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
+    lines = _lines(source)
+    line = lines[lineno - 1][1] if 0 < lineno <= len(lines) else ""
     return len(line[: max(offset_chars - 1, 0)].encode("utf-8"))
 
 
@@ -391,7 +406,7 @@ def _check_whitelist(source: str, tree: ast.AST) -> None:
             if not isinstance(func, ast.Name):
                 raise ExpressionError(
                     EXPR_FORBIDDEN, "method calls are not allowed", node_column(source, func) or column,
-                    method_hint(func),
+                    method_hint(node, source),
                 )
             for kw in node.keywords:  # type: ignore[attr-defined]
                 if kw.arg is None:
@@ -461,14 +476,51 @@ STRING_METHOD_HELPERS = {
 }  # fmt: skip
 
 
-def method_hint(func: ast.AST) -> str:
+# method -> (helper, number of arguments) where the helper means exactly the same: safe to rewrite in a hint
+EXACT_METHOD_HELPERS = {
+    "lower": ("lower", 0), "casefold": ("lower", 0), "upper": ("upper", 0), "strip": ("strip", 0),
+    "endswith": ("endswith", 1), "startswith": ("startswith", 1),
+}  # fmt: skip
+
+
+class _NoRewrite(Exception):
+    pass
+
+
+def _as_helpers(node: ast.AST, source: str) -> str:
+    """`x.lower().endswith(y)` -> `endswith(lower(x), y)`, keeping the author's own text for everything else
+    (their quotes too); _NoRewrite when a method has no exact helper."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        helper, arity = EXACT_METHOD_HELPERS.get(node.func.attr, (None, -1))
+        if helper is None or len(node.args) != arity or node.keywords:
+            raise _NoRewrite
+        parts = [_as_helpers(node.func.value, source)] + [_as_helpers(a, source) for a in node.args]
+        return f"{helper}({', '.join(parts)})"
+    if any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) for n in ast.walk(node)):
+        raise _NoRewrite  # a method call deeper inside an argument: not worth a partial rewrite
+    return ast.get_source_segment(source, node) or ast.unparse(node)
+
+
+def method_rewrite(call: ast.Call, source: str = "") -> str | None:
+    """The method call written with helpers, only if the result is itself an allowed expression."""
+    try:
+        text = _as_helpers(call, source)
+        parse_checked(text)
+    except (_NoRewrite, ExpressionError, SyntaxError, ValueError, RecursionError):
+        return None
+    return text
+
+
+def method_hint(call: ast.AST, source: str = "") -> str:
+    """A hint for a method call: the same call written with helpers when that is exact, else the helper's name."""
+    func = call.func if isinstance(call, ast.Call) else call
+    rewritten = method_rewrite(call, source) if isinstance(call, ast.Call) else None
+    if rewritten:
+        return f"call the helper instead: {rewritten}"
     if isinstance(func, ast.Attribute):
         helper = STRING_METHOD_HELPERS.get(func.attr)
-        target = ast.unparse(func.value)
         if helper:
-            return f"use the helper {helper}({target}, ...)" if helper not in ("lower", "upper", "strip") else (
-                f"use the helper {helper}({target})"
-            )
+            return f"methods cannot be called; use the helper {helper}() (see README: Expressions)"
         if func.attr == "format":
             return "string formatting is not available; compare values or join strings with +"
     return "only the helper functions can be called, e.g. lower(lead.email)"
