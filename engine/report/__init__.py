@@ -142,12 +142,12 @@ def report(leads: Sequence[str] | Iterable[Record], now: datetime, *, policies: 
         errors.extend(result.errors)
         funnel.merge(result.funnel)
         total += result.leads
-    table = pa.Table.from_batches(batches, schema=arrow_schema())
+    table = pa.Table.from_batches(batches, schema=arrow_schema()).unify_dictionaries()
     head = timeline.latest
     pipeline = [s.id for s in head.model.stages.pipeline]
     card = Scorecard(now, since, within, total, errors, timeline.describe(), table,
                      aggregate(table, funnel, pipeline, within))
-    used = table.group_by("policy_revision").aggregate([("policy_revision", "count")]).to_pylist()
+    used = table.group_by("policy_revision", use_threads=False).aggregate([("policy_revision", "count")]).to_pylist()
     counts = {r["policy_revision"]: r["policy_revision_count"] for r in used}
     for item in card.revisions:
         item["fact_rows"] = counts.get(item["revision"], 0)

@@ -48,9 +48,24 @@ def summary(values: Iterable[float | None]) -> dict[str, Any]:
             "p95": percentile(ordered, 95)}
 
 
+def column_summary(column: Any) -> tuple[dict[str, Any], Any]:
+    """`summary` of a numeric Arrow column without turning it into Python objects; also the sorted values."""
+    import pyarrow.compute as pc
+
+    values = pc.drop_null(column)
+    values = values.combine_chunks() if hasattr(values, "combine_chunks") else values
+    ordered = values.take(pc.sort_indices(values))
+    n = len(ordered)
+    if not n:
+        return {"n": 0, "median": None, "p95": None}, ordered
+    mid = n // 2
+    median = ordered[mid].as_py() if n % 2 else (ordered[mid - 1].as_py() + ordered[mid].as_py()) / 2
+    return {"n": n, "median": median, "p95": ordered[max(0, math.ceil(0.95 * n) - 1)].as_py()}, ordered
+
+
 def attainment(table: Any, dimension: str) -> list[dict[str, Any]]:
     counts: dict[str, Counter[str]] = defaultdict(Counter)
-    grouped = table.group_by([dimension, "status"]).aggregate([("status", "count")])
+    grouped = table.group_by([dimension, "status"], use_threads=False).aggregate([("status", "count")])
     for key, status, n in zip(*(grouped[c].to_pylist() for c in (dimension, "status", "status_count"))):
         counts[key or NONE][status] += n
     out = []
@@ -66,13 +81,15 @@ def speed(table: Any) -> list[dict[str, Any]]:
     import pyarrow.compute as pc
 
     out = []
+    table = table.select(["sla_id", "business_minutes_to_touch", "system_delay_minutes", "human_delay_minutes"])
     for sla in ["(all)", *sorted(set(table["sla_id"].unique().to_pylist()))]:
         group = table if sla == "(all)" else table.filter(pc.equal(table["sla_id"], sla))
-        touched = [m for m in group["business_minutes_to_touch"].to_pylist() if m is not None]
-        bands = {label: sum(1 for m in touched if lo <= m < hi) for label, lo, hi in BANDS}
-        out.append({"sla_id": sla, "rows": group.num_rows, "speed_to_lead": summary(touched), "bands": bands,
-                    "system_delay": summary(group["system_delay_minutes"].to_pylist()),
-                    "human_delay": summary(group["human_delay_minutes"].to_pylist())})
+        speed_to_lead, touched = column_summary(group["business_minutes_to_touch"])
+        bands = {label: pc.sum(pc.and_(pc.greater_equal(touched, lo), pc.less(touched, hi))).as_py() or 0
+                 for label, lo, hi in BANDS}
+        out.append({"sla_id": sla, "rows": group.num_rows, "speed_to_lead": speed_to_lead, "bands": bands,
+                    "system_delay": column_summary(group["system_delay_minutes"])[0],
+                    "human_delay": column_summary(group["human_delay_minutes"])[0]})
     return out
 
 
@@ -146,7 +163,9 @@ def pa_strings(values: list[str]) -> Any:
 def aggregate(table: Any, funnel: Funnel, pipeline: Sequence[str], within: timedelta) -> dict[str, Any]:
     """Every aggregate of the scorecard from the fact table (pyarrow, FACT_COLUMNS) and the funnel counts."""
     return {
-        "statuses": {s: n for s, n in sorted(Counter(table["status"].to_pylist()).items())},
+        "statuses": {r["status"]: r["status_count"] for r in sorted(
+            table.group_by("status", use_threads=False).aggregate([("status", "count")]).to_pylist(),
+            key=lambda r: r["status"])},
         "attainment": {d: attainment(table, d) for d in DIMENSIONS},
         "speed": speed(table),
         "funnel": funnel_tables(funnel, pipeline),

@@ -38,17 +38,18 @@ from engine.sla import SlaEngine
 
 STATUSES = ("met", "breached", "at_risk", "open", "paused")
 
-#: (column, kind) in table order; kind is string | timestamp | float | int | bool (see engine.report.table)
+#: (column, kind) in table order; kind: string | category (a string repeated across rows, dictionary-encoded) |
+#: timestamp | float | int | bool (engine.report.scan.arrow_schema)
 FACT_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("lead_id", "string"), ("sla_id", "string"), ("stage", "string"), ("policy_revision", "string"),
-    ("owner", "string"), ("team", "string"), ("source", "string"), ("calendar", "string"), ("week", "string"),
-    ("clock_start", "timestamp"), ("warning_at", "timestamp"), ("due", "timestamp"),
-    ("first_touch_at", "timestamp"), ("first_touch_type", "string"), ("first_touch_by", "string"),
-    ("status", "string"), ("business_minutes_to_touch", "float"), ("business_minutes_left", "float"),
+    ("lead_id", "string"), ("sla_id", "category"), ("stage", "category"), ("policy_revision", "category"),
+    ("owner", "category"), ("team", "category"), ("source", "category"), ("calendar", "category"),
+    ("week", "category"), ("clock_start", "timestamp"), ("warning_at", "timestamp"), ("due", "timestamp"),
+    ("first_touch_at", "timestamp"), ("first_touch_type", "category"), ("first_touch_by", "category"),
+    ("status", "category"), ("business_minutes_to_touch", "float"), ("business_minutes_left", "float"),
     ("created_at", "timestamp"), ("assigned_at", "timestamp"),
     ("system_delay_minutes", "float"), ("human_delay_minutes", "float"),
     ("attempts_made", "int"), ("attempts_required", "int"),
-    ("exit_stage", "string"), ("exit_at", "timestamp"), ("exit_reason", "string"),
+    ("exit_stage", "category"), ("exit_at", "timestamp"), ("exit_reason", "category"),
     ("disqualified_before_attempts", "bool"),
 )
 FACT_NAMES = tuple(name for name, _ in FACT_COLUMNS)

@@ -1,4 +1,5 @@
-"""Leads in, fact rows and funnel counts out: on every core, in input order, memory bounded by the aggregates.
+"""Leads in, fact rows and funnel counts out: on every core, in input order; memory holds the columnar fact table
+and the funnel counts, never the leads (about 160 bytes per fact row).
 
 Each chunk of leads becomes one Arrow record batch of fact rows (columnar, so a million leads' rows stay
 small), a partial funnel (counts per cohort week x source x stage, stage-to-stage durations, reason codes)
@@ -10,6 +11,7 @@ flight (the same bound as engine.batch).
 from __future__ import annotations
 
 import multiprocessing
+from array import array
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,14 +35,14 @@ class Funnel:
 
     reached: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (week, source, stage) -> leads
     cohort: Counter[tuple[str, str]] = field(default_factory=Counter)  # (week, source) -> leads
-    days: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (stage, next stage) -> business days
+    days: dict[tuple[str, str], array[float]] = field(default_factory=dict)  # (stage, next stage) -> business days
     reasons: Counter[tuple[str, str]] = field(default_factory=Counter)  # (detour stage, reason code) -> entries
 
     def merge(self, other: "Funnel") -> None:
         self.reached.update(other.reached)
         self.cohort.update(other.cohort)
         for key, values in other.days.items():
-            self.days.setdefault(key, []).extend(values)
+            self.days.setdefault(key, array("d")).extend(values)
         self.reasons.update(other.reasons)
 
 
@@ -55,8 +57,8 @@ class ChunkResult:
 def arrow_schema() -> Any:
     import pyarrow as pa
 
-    kinds = {"string": pa.string(), "timestamp": pa.timestamp("us", tz="UTC"), "float": pa.float64(),
-             "int": pa.int32(), "bool": pa.bool_()}
+    kinds = {"string": pa.string(), "category": pa.dictionary(pa.int32(), pa.string()),
+             "timestamp": pa.timestamp("us", tz="UTC"), "float": pa.float64(), "int": pa.int32(), "bool": pa.bool_()}
     return pa.schema([(name, kinds[kind]) for name, kind in FACT_COLUMNS])
 
 
@@ -144,7 +146,7 @@ class Scanner:
         for a, b in zip(self.pipeline, self.pipeline[1:]):
             if a in first and b in first and first[b] >= first[a]:
                 spent = self.calendar.business_time_between(first[a], first[b])
-                funnel.days.setdefault((a, b), []).append(round(spent / self.day_length, 3))
+                funnel.days.setdefault((a, b), array("d")).append(round(spent / self.day_length, 3))
 
 
 def business_day_length(calendar: Any) -> timedelta:
