@@ -28,13 +28,8 @@ ABN_KEY = "8d24960a61209774805fde0e2a504311674c3c35"
 
 
 @pytest.fixture(scope="module")
-def ps():
-    return engine.load_policies(REPO / "policies")
-
-
-@pytest.fixture(scope="module")
-def mapping(ps):
-    return load_mapping("pipedrive", ps)
+def mapping(example_ps):
+    return load_mapping("pipedrive", example_ps)
 
 
 def through_parquet(rows: list[dict]) -> list[dict]:
@@ -44,7 +39,7 @@ def through_parquet(rows: list[dict]) -> list[dict]:
 
 
 @pytest.mark.parametrize("shape", ["api", "warehouse"])
-def test_round_trip_native_pipedrive_native_same_leads_and_decisions(ps, mapping, shape):
+def test_round_trip_native_pipedrive_native_same_leads_and_decisions(example_ps, mapping, shape):
     leads = native_leads(300, 7, "pipedrive")
     records, activities = crm_records("pipedrive", mapping, leads, shape, 7)
     if shape == "warehouse":  # a warehouse table: typed columns, lists as JSON text
@@ -59,8 +54,8 @@ def test_round_trip_native_pipedrive_native_same_leads_and_decisions(ps, mapping
         assert mapping.unused_fields(record) == []
         mapped = mapping.to_lead(record, joined.get(lead["id"]))
         assert mapped == strip_private(lead)
-        native = json.dumps(ps.evaluate(strip_private(lead), NOW_DT).to_dict())
-        assert json.dumps(ps.evaluate(mapped, NOW_DT).to_dict()) == native
+        native = json.dumps(example_ps.evaluate(strip_private(lead), NOW_DT).to_dict())
+        assert json.dumps(example_ps.evaluate(mapped, NOW_DT).to_dict()) == native
 
 
 def test_example_export_becomes_decisions(tmp_path):
@@ -113,3 +108,14 @@ def test_validate_shows_custom_field_names_next_to_keys(tmp_path):
     bad.write_text("{")
     b = CliRunner().invoke(cli, ["validate", "--policies", str(REPO / "policies"), "--fields", str(bad)])
     assert b.exit_code == 1 and "not valid JSON" in b.output and "Traceback" not in b.output
+
+
+def test_init_crm_pipedrive_validates_and_names_its_custom_fields(tmp_path, monkeypatch):
+    target = tmp_path / "repo"
+    r = CliRunner().invoke(cli, ["init", str(target), "--crm", "pipedrive", "--no-git"])
+    assert r.exit_code == 0, r.output
+    assert "user_id" in (target / "policies" / "mappings" / "pipedrive.yaml").read_text()  # starter reps: no owner map
+    monkeypatch.chdir(target)
+    ok = CliRunner().invoke(cli, ["validate", "--fields", str(DATA / "pipedrive-deal-fields.json")])
+    assert ok.exit_code == 0, ok.output
+    assert f"pipedrive: abn <- {ABN_KEY} (ABN)" in ok.stdout  # the repository's own mapping file

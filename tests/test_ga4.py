@@ -25,13 +25,8 @@ NOW = engine.policyset.parse_instant("2026-11-23T09:00:00+10:00")
 
 
 @pytest.fixture(scope="module")
-def ps():
-    return engine.load_policies(REPO / "policies")
-
-
-@pytest.fixture(scope="module")
-def ga4(ps):
-    return load_mapping("ga4", ps)
+def ga4(example_ps):
+    return load_mapping("ga4", example_ps)
 
 
 def param(key: str, value: object) -> dict:
@@ -63,8 +58,8 @@ LEAD = {"id": "L-1", "email": "Ann.Lee@Coralsoft.com.au", "country": "AU", "stat
 MICROS = 1_795_000_000_000_000 + 123_456  # 2026-11-18T11:06:40.123456Z
 
 
-def test_a_page_view_of_pricing_adds_the_pricing_rules_points(ps, ga4, tmp_path):
-    before = ps.evaluate(LEAD, NOW).to_dict()
+def test_a_page_view_of_pricing_adds_the_pricing_rules_points(example_ps, ga4, tmp_path):
+    before = example_ps.evaluate(LEAD, NOW).to_dict()
     lead = json.loads(json.dumps(LEAD))
     events = [event("page_view", MICROS, user_id=email_hash("ann.lee@coralsoft.com.au"),
                     params=[param("page_location", "https://www.acme.example/pricing?plan=team")]),
@@ -72,7 +67,7 @@ def test_a_page_view_of_pricing_adds_the_pricing_rules_points(ps, ga4, tmp_path)
     stats = join_web_events([lead], [write_parquet(tmp_path / "events_20261118.parquet", events)], ga4)
     assert lead["activities"] == [{"type": "page_view", "at": "2026-11-18T11:06:40.123456+00:00", "url": "/pricing"}]
     assert (stats.events, stats.activities, stats.not_activities, stats.unmatched_events) == (2, 1, 1, 0)
-    after = ps.evaluate(lead, NOW).to_dict()
+    after = example_ps.evaluate(lead, NOW).to_dict()
     assert after["score"]["total"] - before["score"]["total"] == pricing_points()
     assert "pricing-page" in {f["rule"] for f in after["score"]["fired"]}
 
@@ -110,7 +105,7 @@ def test_microsecond_timestamps():
     assert to_datetime(1795000000123, "UTC") == "2026-11-18T11:06:40.123000+00:00"  # milliseconds still
 
 
-def test_cli_example_events_change_scores(tmp_path):
+def test_cli_example_events_change_scores(example_ps, tmp_path):
     out = tmp_path / "leads.jsonl"
     r = CliRunner().invoke(cli, ["ga4", str(DATA / "pipedrive-leads.json"), "--mapping", "pipedrive", "--activities",
                                  str(DATA / "pipedrive-activities.json"), "--events",
@@ -122,12 +117,11 @@ def test_cli_example_events_change_scores(tmp_path):
     assert stats["events"] == stats["activities"] + stats["not_activities"] + stats["unmatched_events"]
     events = sum(1 for _ in (DATA / "ga4-events_20261120.jsonl").open())
     assert stats["events"] == events
-    ps = engine.load_policies(REPO / "policies")
     pricing = 0
     for line in out.read_text().splitlines():
         lead = json.loads(line)
         web = [a for a in lead.get("activities", []) if a["type"] == "page_view"]
-        fired = {f["rule"] for f in ps.evaluate(lead, NOW).to_dict()["score"]["fired"]}
+        fired = {f["rule"] for f in example_ps.evaluate(lead, NOW).to_dict()["score"]["fired"]}
         if any(a.get("url", "").startswith("/pricing") for a in web):
             pricing += 1
             assert "pricing-page" in fired

@@ -919,6 +919,12 @@ def preset_text_for(name: str, policyset: Any) -> str:
         if not owner["owners"]:
             ignore.extend(_candidates(lead.pop("account_owner")))
             doc["writeback"] = {k: v for k, v in doc.get("writeback", {}).items() if v.get("through") != "account_owner"}
+    acts = doc.get("activities") or {}
+    for field_name, spec in list(acts.get("fields", {}).items()):  # activity owner maps (Pipedrive's user_id)
+        if isinstance(spec, dict) and "owners" in spec:
+            spec["owners"] = {rep: ids for rep, ids in spec["owners"].items() if rep in reps}
+            if not spec["owners"]:
+                acts.setdefault("ignore", []).extend(_candidates(acts["fields"].pop(field_name)))
     header = (f"# yaml-language-server: $schema=../../schemas/mapping.schema.json\n"
               f"# The {name} preset (engine/crm/presets/{name}.yaml) fitted to this policy set by `leadops init --crm "
               f"{name}`.\n# Read as no stage (skip): the CRM stages for {', '.join(sorted(set(dropped))) or '-'}, which "
