@@ -100,7 +100,11 @@ def test_validate_shows_custom_field_names_next_to_keys(tmp_path):
     j = CliRunner().invoke(cli, ["validate", "--policies", str(REPO / "policies"), "--mapping", "pipedrive",
                                  "--fields", str(partial), "--format", "json"])
     named = {c["field"]: c["name"] for c in json.loads(j.stdout)["policy"]["custom_fields"]}
-    assert named == {"abn": "ABN (AU)", "requested_quote": None, "stage_entered_at": None}
+    assert {k: v for k, v in named.items() if " = " not in k} == {"abn": "ABN (AU)", "requested_quote": None,
+                                                                  "stage_entered_at": None}
+    labels = CliRunner().invoke(cli, ["validate", "--policies", str(REPO / "policies"), "--mapping", "pipedrive",
+                                      "--fields", str(DATA / "pipedrive-lead-labels.json")])
+    assert f"pipedrive: stage = sql <- {SQL_LABEL} (SQL)" in labels.stdout  # label ids named by the label list
     t = CliRunner().invoke(cli, ["validate", "--policies", str(REPO / "policies"), "--mapping", "pipedrive",
                                  "--fields", str(partial)])
     assert "stage_entered_at <- 922d81bf85238c1a6f36f4f5443177b26e9ccbfc (not in the field list" in t.stdout

@@ -1,6 +1,7 @@
-"""Custom fields by name: CRMs such as Pipedrive key custom fields by 40-character hashes, which a mapping must
-name by key; a field list (Pipedrive's /dealFields, /personFields or /organizationFields JSON export) says which
-human name each key stands for, so `leadops validate --fields` can show it next to the key.
+"""Custom fields by name: CRMs such as Pipedrive key custom fields by 40-character hashes and labels by UUIDs,
+which a mapping must name by key; a field list (Pipedrive's /dealFields, /personFields or /organizationFields
+JSON export: key and name) or a label list (/leadLabels: id and name) says which human name each stands for, so
+`leadops validate --fields` can show it next to the key.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from engine.crm.mapping import Mapping, base_name
 from engine.crm.records import InputError
 
 HASH_KEY = re.compile(r"[0-9a-f]{40}")
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def read_field_list(path: str | Path) -> dict[str, str]:
-    """key -> name of a field list export: an API page {"data": [{key, name, …}]} or a bare array."""
+    """key -> name of a field list export (an API page {"data": [{key, name, …}]} or a bare array), or id -> name
+    of a label list ({"data": [{id, name, …}]})."""
     from engine.jsonstrict import loads
 
     try:
@@ -31,13 +34,17 @@ def read_field_list(path: str | Path) -> dict[str, str]:
                          "e.g. the JSON of GET /v1/dealFields")
     out = {}
     for item in items:
-        if isinstance(item, dict) and isinstance(item.get("key"), str) and isinstance(item.get("name"), str):
-            out[item["key"]] = item["name"]
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            continue
+        key = item.get("key") if isinstance(item.get("key"), str) else item.get("id")
+        if isinstance(key, str):
+            out[key] = item["name"]
     return out
 
 
 def custom_field_keys(mapping: Mapping) -> list[tuple[str, str]]:
-    """(lead field, key) for every source the mapping reads that is a 40-character custom field key."""
+    """(lead field, key) for every source the mapping reads that is a 40-character custom field key, and
+    ("field = value", id) for every value-map spelling that is a UUID (Pipedrive's lead labels)."""
     out = []
     for prefix, rules in (("", mapping.rules), ("activities.", mapping.activity_rules)):
         for rule in rules:
@@ -45,6 +52,9 @@ def custom_field_keys(mapping: Mapping) -> list[tuple[str, str]]:
                 key = base_name(source)
                 if HASH_KEY.fullmatch(key):
                     out.append((prefix + rule.target.name, key))
+            for native, spellings in rule.reverse.items():
+                out.extend((f"{prefix}{rule.target.name} = {native}", spelling) for _, spelling in spellings
+                           if isinstance(spelling, str) and UUID.fullmatch(spelling))
     return out
 
 
