@@ -88,6 +88,9 @@ def test_joins_by_id_hash_and_table_and_counts_the_rest(ga4, tmp_path):
     assert dict(stats.unmatched) == {"stranger": 1, "L-999": 1} and len(stats.unreadable) == 1
     assert stats.events == 7 == stats.activities + stats.not_activities + stats.unmatched_events + len(stats.unreadable)
     assert "2 events of 2 users match no lead" in "\n".join(stats.summary())
+    again = join_web_events(leads, [str(path)], ga4, {"p-3": "L-3"})  # the same events joined again
+    assert (again.activities, again.already, again.leads_touched) == (0, 3, 0)
+    assert [a["type"] for lead in leads for a in lead.get("activities", [])] == ["page_view", "page_view", "form_fill"]
 
 
 def test_lead_source_from_the_first_sessions_traffic_source(ga4, tmp_path):
@@ -114,7 +117,8 @@ def test_cli_example_events_change_scores(example_ps, tmp_path):
     assert r.exit_code == 0, r.output
     stats = json.loads(r.stderr)
     assert stats["leads"] == 500 and stats["activities"] > 0 and stats["unmatched_events"] > 0
-    assert stats["events"] == stats["activities"] + stats["not_activities"] + stats["unmatched_events"]
+    assert stats["events"] == stats["activities"] + stats["already_there"] + stats["not_activities"] + \
+        stats["unmatched_events"]
     events = sum(1 for _ in (DATA / "ga4-events_20261120.jsonl").open())
     assert stats["events"] == events
     pricing = 0

@@ -221,7 +221,7 @@ def test_cli_dry_run_on_the_example_data_prints_assignment_warning_and_breach(tm
     assert any(x.startswith("#sales-") and "New SQL L-" in x and "assigned to" in x for x in lines)
     assert any(x.startswith("#sales-") and "SLA warning: sql-first-response" in x for x in lines)
     assert any("SLA breached:" in x and "escalate to" in x for x in lines)
-    assert lines[-1].startswith("23 events from 600 leads: 0 already sent, would send 23")
+    assert lines[-1] == "23 events from 600 leads: 0 already sent, 23 to send (dry run: nothing posted)"
     assert list(tmp_path.iterdir()) == []  # a dry run records nothing, takes no lock
     j = CliRunner().invoke(cli, [*args, "--format", "json"])
     doc = json.loads(j.stdout)
@@ -256,3 +256,22 @@ def test_slack_channel_is_optional_checked_and_changes_no_decision(example_set) 
     with pytest.raises(PolicyError) as err:
         engine.load_policies(example_set.policies)
     assert any("slack_channel" in d.message for d in err.value.diagnostics)
+
+
+def test_cli_posts_once_through_a_webhook_file_then_says_nothing_new(example_set, recorder, tmp_path: Path) -> None:
+    server = recorder([(429, {"Retry-After": "0"})])
+    hook = tmp_path / "webhook.txt"
+    hook.write_text(server.url + "\n")
+    leads = tmp_path / "leads.jsonl"
+    leads.write_text("".join(json.dumps(lead) + "\n" for lead in LEADS[1:]))  # RISK and LATE: 4 events
+    args = ["notify", str(leads), "--policies", str(example_set.policies), "--now", "2026-11-23T14:00:00+10:00",
+            "--state", str(tmp_path / "state.json"), "--webhook-file", str(hook)]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert first.stdout.splitlines()[-1] == "4 events from 2 leads: 0 already sent, 4 sent, 0 not delivered"
+    assert [r["status"] for r in server.requests] == [429, 200, 200, 200, 200]
+    assert all(r["body"]["channel"] == "#sales-seq-smb" for r in server.requests)
+    assert server.url not in first.output  # the secret is never printed
+    second = CliRunner().invoke(cli, args)
+    assert second.exit_code == 0 and "4 already sent, 0 sent, 0 not delivered" in second.stdout
+    assert len(server.requests) == 5

@@ -13,6 +13,7 @@ mapping error — counted and reported, never dropped silently.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ class WebEvents:
     events: int = 0
     activities: int = 0
     not_activities: int = 0  # events the mapping does not count (page scrolls, session starts, …)
+    already: int = 0  # activities the lead already had (the same events joined again): not added twice
     unmatched: Counter = field(default_factory=Counter)  # user key -> events without a lead
     unreadable: list[tuple[str, int, str]] = field(default_factory=list)  # (file, row, why)
     errors: list[tuple[str, int, str]] = field(default_factory=list)  # mapping errors (file, row, message)
@@ -48,6 +50,7 @@ class WebEvents:
     def summary(self) -> list[str]:
         """Lines for people: the counts (events in = activities + not counted + unmatched + errors) and why."""
         lines = [f"{self.events} events = {self.activities} activities of {self.leads_touched} leads + "
+                 + (f"{self.already} already there + " if self.already else "") +
                  f"{self.not_activities} not lead activities + {self.unmatched_events} without a lead + "
                  f"{len(self.unreadable) + len(self.errors)} errors; {self.sources_set} lead sources set"]
         if self.unmatched:
@@ -59,7 +62,8 @@ class WebEvents:
         return lines
 
     def to_dict(self) -> dict[str, Any]:
-        return {"events": self.events, "activities": self.activities, "not_activities": self.not_activities,
+        return {"events": self.events, "activities": self.activities, "already_there": self.already,
+                "not_activities": self.not_activities,
                 "unmatched_events": self.unmatched_events, "unmatched_users": len(self.unmatched),
                 "errors": [{"file": f, "row": r, "message": m} for f, r, m in self.unreadable + self.errors],
                 "leads_touched": self.leads_touched, "sources_set": self.sources_set}
@@ -137,8 +141,13 @@ def join_web_events(leads: list[dict[str, Any]], event_files: Sequence[str], map
             found.setdefault(lead_id, []).append(activity)
     for lead_id, acts in found.items():
         lead = by_id[lead_id]
-        lead["activities"] = sorted([*lead.get("activities", []), *acts], key=lambda a: str(a.get("at", "")))
-    stats.leads_touched = len(found)
+        held = {_same(a) for a in lead.get("activities", [])}
+        new = [a for a in acts if _same(a) not in held]
+        stats.already += len(acts) - len(new)
+        stats.activities -= len(acts) - len(new)
+        if new:
+            lead["activities"] = sorted([*lead.get("activities", []), *new], key=lambda a: str(a.get("at", "")))
+            stats.leads_touched += 1
     for lead_id, (_, event) in first.items():
         if "source" in by_id[lead_id]:
             continue
@@ -150,6 +159,10 @@ def join_web_events(leads: list[dict[str, Any]], event_files: Sequence[str], map
             by_id[lead_id]["source"] = source
             stats.sources_set += 1
     return stats
+
+
+def _same(activity: dict[str, Any]) -> str:
+    return json.dumps(activity, sort_keys=True)
 
 
 def _stamp(value: Any) -> float:

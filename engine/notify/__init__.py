@@ -47,9 +47,10 @@ class NotifyRun:
                     lines.append(f"{payload.get('channel', '(webhook default channel)')}  {summary(event)}")
         lines += [f"not sent: {key}: {why}" for key, why in self.failed]
         pending = len(self.events) - len(self.skipped)
-        verb = "would send" if self.dry_run else f"sent {len(self.sent)}, failed {len(self.failed)} of"
-        lines.append(f"{len(self.events)} events from {self.leads} leads: {len(self.skipped)} already sent, "
-                     f"{verb} {pending}" + (f"; {len(self.errors)} leads could not be read" if self.errors else ""))
+        done = f"{pending} to send (dry run: nothing posted)" if self.dry_run else \
+            f"{len(self.sent)} sent, {len(self.failed)} not delivered"
+        lines.append(f"{len(self.events)} events from {self.leads} leads: {len(self.skipped)} already sent, {done}"
+                     + (f"; {len(self.errors)} leads could not be read" if self.errors else ""))
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
