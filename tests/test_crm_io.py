@@ -297,3 +297,17 @@ def test_csv_field_limit_is_an_error_record_not_a_crash(tmp_path):
     got = list(read_records(path))
     assert isinstance(got[0][1], RecordError) and "field larger than field limit" in got[0][1].message
     assert got[1] == (3, {"Id": "2", "Note": "y\n" * 10}) and got[2] == (14, {"Id": "3", "Note": "ok"})
+
+
+def test_init_crm_fits_the_preset_to_the_starter_set(tmp_path, monkeypatch):
+    for crm in ("hubspot", "salesforce"):
+        target = tmp_path / crm
+        assert run("init", str(target), "--crm", crm, "--no-git").exit_code == 0
+        text = (target / "policies" / "mappings" / f"{crm}.yaml").read_text()
+        import yaml
+
+        assert "fitted to this policy set" in text and "account_owner" not in yaml.safe_load(text)["lead"]
+        monkeypatch.chdir(target)
+        result = run("eval", str(DATA / FILES[crm][0]), "--mapping", crm, "--activities", str(DATA / FILES[crm][1]),
+                     "--now", NOW, "-j", "1")
+        assert result.exit_code == 0 and "2000 records in = 2000 decisions + 0 error records" in result.stderr
