@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     if len(figures) == 2:
         (s, b) = figures
         slope = (b["wall_s"] - s["wall_s"]) / (b["leads"] - s["leads"])
-        startup = s["wall_s"] - slope * s["leads"]
+        startup = max(0.0, s["wall_s"] - slope * s["leads"])  # noise on a shared machine can make it negative
         projected = startup + slope * a.target
         cpu_slope = (b["cpu_s"] - s["cpu_s"]) / (b["leads"] - s["leads"])
         idle = startup + cpu_slope * a.target / a.jobs  # what `jobs` idle cores would take: CPU work shared out
