@@ -252,6 +252,10 @@ def test_slack_channel_is_optional_checked_and_changes_no_decision(example_set) 
     for path in sorted((REPO / "scenarios" / "leads").glob("*.json")):
         lead = json.loads(path.read_text())
         assert to_json(with_channels.evaluate(lead, now).to_dict()) == to_json(without.evaluate(lead, now).to_dict())
+    from engine.semantic_diff import semantic_diff
+
+    said = [str(c) for c in semantic_diff(with_channels.model, without.model)]
+    assert any("seq-smb" in c and "slack channel" in c and "#sales-seq-smb" in c for c in said), said
     example_set.patch("teams.yaml", "  - id: apac\n", "  - id: apac\n    slack_channel: Sales APAC\n")
     with pytest.raises(PolicyError) as err:
         engine.load_policies(example_set.policies)
