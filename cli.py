@@ -1098,8 +1098,8 @@ def ga4_cmd(leads: tuple[str, ...], policies: str | None, rev: str | None, event
               help="Entries into this stage are announced as assignments (repeat for several).")
 @click.option("--state", "state_file", metavar="FILE", default=".leadops-notify.json", show_default=True,
               help="Records what was sent (locked, replaced atomically): reruns never post an event twice.")
-@click.option("--webhook-file", metavar="FILE", help="File holding the incoming webhook URL (default: $LEADOPS_SLACK_WEBHOOK_URL); "
-              "never inside the policy directory.")
+@click.option("--webhook-file", metavar="FILE", help="File holding the incoming webhook URL, or `#channel URL` lines, one "
+              "per team channel (default: $LEADOPS_SLACK_WEBHOOK_URL); never inside the policy directory.")
 @click.option("--dry-run", is_flag=True, help="Print the messages; post nothing, record nothing.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=1, show_default=True,
@@ -1124,7 +1124,7 @@ def notify_cmd(leads: tuple[str, ...], policies: str | None, rev: str | None, no
     from datetime import date
 
     from engine.notify import notify
-    from engine.notify.slack import Webhook, WebhookError, webhook_url
+    from engine.notify.slack import WebhookError, Webhooks, webhook_urls
     from engine.notify.state import StateError
 
     when = parse_now(now)
@@ -1140,7 +1140,7 @@ def notify_cmd(leads: tuple[str, ...], policies: str | None, rev: str | None, no
     hook = None
     try:
         if not dry_run:
-            hook = Webhook(webhook_url(webhook_file, policies or "policies"))
+            hook = Webhooks(webhook_urls(webhook_file, policies or "policies"))
         run = notify(list(leads), when, policies=policies, rev=rev, mapping=mapping, activities=activities_file,
                      since=since_day, stages=stages, state=state_file, webhook=hook, dry_run=dry_run, jobs=jobs)
     except PolicyError as exc:

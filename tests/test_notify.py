@@ -279,3 +279,24 @@ def test_cli_posts_once_through_a_webhook_file_then_says_nothing_new(example_set
     second = CliRunner().invoke(cli, args)
     assert second.exit_code == 0 and "4 already sent, 0 sent, 0 not delivered" in second.stdout
     assert len(server.requests) == 5
+
+
+def test_each_channel_its_own_webhook_else_the_default(example_set, recorder, tmp_path: Path) -> None:
+    from engine.notify import Webhooks
+    from engine.notify.slack import webhook_urls
+
+    team, default = recorder(), recorder()
+    hooks = tmp_path / "hooks.txt"
+    hooks.write_text(f"# one webhook per team channel (a Slack app's webhook posts only to its channel)\n\n"
+                     f"#sales-seq-smb {team.url}\n{default.url}\n")
+    urls = webhook_urls(str(hooks))
+    assert urls == {"#sales-seq-smb": team.url, None: default.url}
+    with Webhooks(urls, interval=0.0) as sink:
+        result = run(example_set.policies, "2026-11-23T14:00:00+10:00", state=str(tmp_path / "s.json"), webhook=sink)
+        assert len(result.sent) == 5 and len(team.requests) == 5 and default.requests == []
+        assert sink.post({"text": "x", "channel": "#elsewhere"}).ok and len(default.requests) == 1
+    with Webhooks({"#sales-seq-smb": team.url}, interval=0.0) as only:
+        assert "no webhook for channel #elsewhere" in only.post({"text": "x", "channel": "#elsewhere"}).detail
+    hooks.write_text(f"sales {team.url}\n")
+    with pytest.raises(WebhookError, match=r"hooks.txt:1: expected a URL, or a channel"):
+        webhook_urls(str(hooks))

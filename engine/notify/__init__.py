@@ -19,7 +19,7 @@ from typing import Any
 
 from engine.notify.blocks import message, summary
 from engine.notify.events import DEFAULT_STAGES, Event, directory_of, events_from_facts
-from engine.notify.slack import Webhook
+from engine.notify.slack import Webhook, Webhooks
 from engine.notify.state import NotifyState
 
 
@@ -65,7 +65,7 @@ class NotifyRun:
 
 def notify(leads: Sequence[str] | Iterable[Any], now: datetime, *, policies: str | None = None, rev: str | None = None,
            mapping: str | None = None, activities: str | None = None, since: date | None = None,
-           stages: Iterable[str] = DEFAULT_STAGES, state: str | None = None, webhook: Webhook | None = None,
+           stages: Iterable[str] = DEFAULT_STAGES, state: str | None = None, webhook: Webhook | Webhooks | None = None,
            dry_run: bool = False, jobs: int | None = None) -> NotifyRun:
     """Events of `leads` at `now` (as engine.report reads them), each posted through `webhook` unless the state
     file records it as sent; with `dry_run` nothing is posted nor recorded. The channels and managers are those
@@ -99,4 +99,4 @@ def notify(leads: Sequence[str] | Iterable[Any], now: datetime, *, policies: str
     return run
 
 
-__all__ = ["Event", "NotifyRun", "NotifyState", "Webhook", "events_from_facts", "message", "notify"]
+__all__ = ["Event", "NotifyRun", "NotifyState", "Webhook", "Webhooks", "events_from_facts", "message", "notify"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from engine.notify.events import Event
 
-TITLES = {"assigned": "New SQL assigned", "warning": "SLA warning", "breach": "SLA breached"}
+TITLES = {"assigned": "New {stage} assigned", "warning": "SLA warning", "breach": "SLA breached"}
 ICONS = {"assigned": ":inbox_tray:", "warning": ":hourglass_flowing_sand:", "breach": ":rotating_light:"}
 
 
@@ -61,7 +61,8 @@ def message(event: Event) -> dict[str, Any]:
             fields.append(("Escalate to", escape(event.manager or "no manager declared")))
     rendered = [{"type": "mrkdwn", "text": f"*{escape(label)}*\n{value}"} for label, value in fields]
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": TITLES[event.kind], "emoji": True}},
+        {"type": "header", "text": {"type": "plain_text", "text": TITLES[event.kind].format(stage=event.stage.upper()),
+                                               "emoji": True}},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{ICONS[event.kind]} {escape(summary(event))}"}},
     ]
     for start in range(0, len(rendered), 10):  # a section holds at most 10 fields

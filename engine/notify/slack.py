@@ -9,6 +9,7 @@ printed (messages name the host only).
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from engine.errors import LeadopsError
 ENV_VAR = "LEADOPS_SLACK_WEBHOOK_URL"
 MAX_RETRY_AFTER = 60.0
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+CHANNEL = re.compile(r"#[a-z0-9][a-z0-9._-]{0,79}|[CG][A-Z0-9]{8,12}")  # as teams.schema.json's slack_channel
 
 
 class WebhookError(LeadopsError):
@@ -30,27 +32,49 @@ class WebhookError(LeadopsError):
 
 
 def webhook_url(file: str | None = None, policy_dir: str | None = None) -> str:
-    """The webhook URL from `file` (first line) or the LEADOPS_SLACK_WEBHOOK_URL environment variable; refuses
-    a file inside the policy directory (it would be committed with the policies) and anything not https (http
-    only on loopback, for tests)."""
+    """The one (default) webhook URL of `webhook_urls`."""
+    urls = webhook_urls(file, policy_dir)
+    if None not in urls:
+        raise WebhookError(f"{file}: no default webhook (a line with a URL alone)")
+    return urls[None]
+
+
+def webhook_urls(file: str | None = None, policy_dir: str | None = None) -> dict[str | None, str]:
+    """Webhook URLs by channel (None: the default) from `file` or the LEADOPS_SLACK_WEBHOOK_URL environment
+    variable (one default URL). A file holds a URL alone (the default) and/or `CHANNEL URL` lines (a Slack app's
+    webhook posts only to its own channel: one per team channel); blank lines and lines starting with "# " are
+    comments. Refuses a file inside the policy directory (it would be committed with the policies) and any URL
+    that is not https (http only on loopback, for tests)."""
     if file:
         path = Path(file).resolve()
         if policy_dir and path.is_relative_to(Path(policy_dir.split(":")[-1]).resolve()):
             raise WebhookError(f"{file}: the webhook URL is a secret and must not live in the policy directory; "
                                f"keep it outside the repository or set {ENV_VAR}")
         try:
-            url = path.read_text(encoding="utf-8").strip().splitlines()[0].strip() if path.stat().st_size else ""
+            lines = path.read_text(encoding="utf-8").splitlines()
         except OSError as exc:
             raise WebhookError(f"{file}: cannot read the webhook file: {exc.strerror}") from None
-        where = file
+        urls: dict[str | None, str] = {}
+        for number, line in enumerate(lines, 1):
+            words = line.split()
+            if not words or words[0] == "#":
+                continue
+            if len(words) > 2 or (len(words) == 2 and not CHANNEL.fullmatch(words[0])):
+                raise WebhookError(f"{file}:{number}: expected a URL, or a channel (#name or C…) and a URL")
+            channel, url = (None, words[0]) if len(words) == 1 else (words[0], words[1])
+            urls[channel] = _checked(url, f"{file}:{number}")
     else:
-        url, where = os.environ.get(ENV_VAR, "").strip(), ENV_VAR
-    if not url:
+        text = os.environ.get(ENV_VAR, "").strip()
+        urls = {None: _checked(text, ENV_VAR)} if text else {}
+    if not urls:
         raise WebhookError(f"no Slack webhook URL: set {ENV_VAR} or pass --webhook-file FILE (or use --dry-run)")
+    return urls
+
+
+def _checked(url: str, where: str) -> str:
     parts = urlsplit(url)
-    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK):
-        if parts.hostname:
-            return url
+    if parts.hostname and (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK)):
+        return url
     raise WebhookError(f"{where}: not a webhook URL (expected https://hooks.slack.com/services/…)")
 
 
@@ -126,6 +150,33 @@ class Webhook:
                 self._wait(delay)
         shown = f"{status} {detail}".strip() if status is not None else detail
         return Delivery(False, self.max_attempts, status, f"gave up after {self.max_attempts} attempts: {shown}")
+
+
+class Webhooks:
+    """The webhook of each channel (else the default), each with its own pace: Slack limits each webhook."""
+
+    def __init__(self, urls: dict[str | None, str], **options: Any):
+        self.hooks = {channel: Webhook(url, **options) for channel, url in urls.items()}
+
+    def post(self, payload: dict[str, Any]) -> Delivery:
+        hook = self.hooks.get(payload.get("channel")) or self.hooks.get(None)
+        if hook is None:
+            return Delivery(False, 0, None, f"no webhook for channel {payload.get('channel')} and no default")
+        return hook.post(payload)
+
+    @property
+    def waited(self) -> float:
+        return sum(h.waited for h in self.hooks.values())
+
+    def close(self) -> None:
+        for hook in self.hooks.values():
+            hook.close()
+
+    def __enter__(self) -> "Webhooks":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 def retry_after(value: str | None, default: float) -> float:
