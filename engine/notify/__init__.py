@@ -1,14 +1,4 @@
-"""Tell sales at once: new SQLs assigned, SLA warnings and breaches posted to Slack, each exactly once.
-
-    from engine.notify import notify
-    run = notify(["leads.jsonl"], now, policies="policies", state="notify-state.json", webhook=url)
-    run.events; run.sent; run.skipped; run.failed; run.text()
-
-`leadops notify` is a thin skin over `notify`. It reads leads as `leadops report` does (engine.report: the fact
-table's SLA status per lead, engine.crm mappings for CRM exports), turns the rows into events (events), each a
-Block Kit message (blocks) addressed to the team's `slack_channel` of teams.yaml, and posts those the state file
-(state) has not seen to an incoming webhook (slack), recording each delivery at once.
-"""
+"""Tell sales at once: new SQLs assigned, SLA warnings and breaches posted to Slack, each exactly once."""
 
 from __future__ import annotations
 
@@ -67,8 +57,14 @@ def notify(leads: Sequence[str] | Iterable[Any], now: datetime, *, policies: str
            mapping: str | None = None, activities: str | None = None, since: date | None = None,
            stages: Iterable[str] = DEFAULT_STAGES, state: str | None = None, webhook: Webhook | Webhooks | None = None,
            dry_run: bool = False, jobs: int | None = None) -> NotifyRun:
-    """Events of `leads` at `now` (as engine.report reads them), each posted through `webhook` unless the state
-    file records it as sent; with `dry_run` nothing is posted nor recorded. The channels and managers are those
+    """Events of `leads` at `now` (as engine.report reads them: the fact table's SLA status per lead; events.py),
+    each a Block Kit message (blocks.py) posted through `webhook` (slack.py) unless the state file (state.py)
+    records it as sent; with `dry_run` nothing is posted nor recorded. `leadops notify` is a thin skin over this:
+
+        run = notify(["leads.jsonl"], now, policies="policies", state="notify-state.json", webhook=Webhook(url))
+        run.events; run.sent; run.skipped; run.failed; run.text()
+
+    The channels and managers are those
     of the newest policy revision (who to tell is today's question, whichever revision judged the clock).
     Raises PolicyError (policies, mapping), StateError (state file), LeadopsError (unreadable input)."""
     from engine.report import report
