@@ -89,7 +89,13 @@ def cli() -> None:
 @cli.command()
 @policy_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def validate(policies: str | None, rev: str | None, fmt: str) -> None:
+@click.option("--mapping", "mappings", metavar="NAME|FILE", multiple=True,
+              help="Also check this mapping (a preset or a mapping YAML file); repeat for several.")
+@click.option("--fields", "field_lists", metavar="FILE", multiple=True,
+              help="A custom field list (Pipedrive /dealFields JSON export): show each custom field key the "
+              "mappings read with its human name.")
+def validate(policies: str | None, rev: str | None, fmt: str, mappings: tuple[str, ...] = (),
+             field_lists: tuple[str, ...] = ()) -> None:
     """Check a policy set: JSON Schemas, references, expressions and semantic rules.
 
     Every problem is reported as `file:line:column: error[CODE]: message` with a hint; exit 1 when any.
@@ -97,6 +103,7 @@ def validate(policies: str | None, rev: str | None, fmt: str) -> None:
     \b
     Example:
       leadops validate --policies policies --format json
+      leadops validate --mapping pipedrive --fields scenarios/crm/pipedrive-deal-fields.json
     """
     from engine.gitops import open_policy_source
 
@@ -123,6 +130,9 @@ def validate(policies: str | None, rev: str | None, fmt: str) -> None:
         else:
             click.echo(render.diagnostics_text(scenario_diags), err=True)
         raise SystemExit(1)
+    custom = _custom_fields(ps, policies, mappings, field_lists, on_disk) if mappings or field_lists else None
+    if custom is not None:
+        info = {**info, "custom_fields": custom}
     if fmt == "json":
         click.echo(render.diagnostics_json([], valid=True, summary={**info, "cost": ps.cost.to_dict()}))
     else:
@@ -130,6 +140,36 @@ def validate(policies: str | None, rev: str | None, fmt: str) -> None:
                    f"{info['scoring_rules']} scoring rules, {info['stages']} stages, {info['routing_rules']} routing "
                    f"rules, {info['slas']} SLAs, {info['calendars']} calendars")
         click.echo(f"  {ps.cost.summary()}")
+        for item in custom or []:
+            name = f"({item['name']})" if item["name"] else "(not in the field list: a deleted field or a typo?)" \
+                if field_lists else ""
+            click.echo(f"  {item['mapping']}: {item['field']} <- {item['key']} {name}".rstrip())
+
+
+def _custom_fields(ps: Any, policies: str | None, mappings: tuple[str, ...], field_lists: tuple[str, ...],
+                   on_disk: bool) -> list[dict[str, Any]]:
+    """validate --mapping/--fields: the custom field keys of the named mappings (and of the policy directory's
+    own), with their names from the field lists. A mapping that does not compile is reported like a policy."""
+    from engine.crm import InputError, load_mapping
+    from engine.crm.fields import named_custom_fields, read_field_list
+    from engine.crm.mapping import mapping_files
+
+    names: dict[str, str] = {}
+    try:
+        for path in field_lists:
+            names.update(read_field_list(path))
+    except InputError as exc:
+        fail(str(exc))
+    specs = list(mappings) + ([str(p) for p in mapping_files(policies or "policies")] if on_disk else [])
+    out: list[dict[str, Any]] = []
+    for spec in specs:
+        try:
+            mapping = load_mapping(spec, ps, search=Path(policies or "policies") / "mappings")
+        except PolicyError as exc:
+            click.echo(render.diagnostics_text(exc.diagnostics), err=True)
+            raise SystemExit(1) from None
+        out.extend(named_custom_fields(mapping, names))
+    return out
 
 
 # ---------------------------------------------------------------- eval
@@ -1070,6 +1110,8 @@ def _one_mapped_lead(ps: "engine.PolicySet", path: str, row: int | None, mapping
     except LeadError as exc:
         fail(f"{path}: row {number}: {exc.message}")
     raise AssertionError("unreachable")
+
+
 # ---- scorecard: report ----
 
 
@@ -1144,6 +1186,169 @@ def report_cmd(leads: tuple[str, ...], policies: str | None, rev: str | None, no
     click.echo(f"{plural(card.leads, 'lead')}: {plural(card.facts.num_rows, 'SLA row')}, "
                f"{plural(len(card.errors), 'error')}", err=True)
     if card.errors:
+        raise SystemExit(2)
+
+
+# ---- ga4: web events as activities ----
+
+
+@cli.command("ga4")
+@click.argument("leads", nargs=-1, required=True, metavar="LEADS…")
+@policy_options
+@click.option("--events", "event_files", metavar="FILE", multiple=True, required=True,
+              help="A GA4 BigQuery export (events_YYYYMMDD as .parquet or .jsonl); repeat for several days.")
+@click.option("--events-mapping", default="ga4", show_default=True, metavar="NAME|FILE",
+              help="Which events count and how: the ga4 preset or a mapping file of your own.")
+@click.option("--join-table", metavar="FILE", help="user_pseudo_id -> lead_id (CSV, JSON Lines or Parquet) for "
+              "visitors whose user_id is neither the lead id nor the hashed e-mail.")
+@click.option("--mapping", metavar="NAME|FILE", help="LEADS are CRM exports read through this mapping.")
+@click.option("--activities", "activities_file", metavar="FILE", help="With --mapping: the CRM's activity export.")
+@click.option("--out", "out_file", metavar="FILE", help="Write the leads here (JSON Lines; default: stdout).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="The accounting on stderr: readable lines or one JSON object.")
+def ga4_cmd(leads: tuple[str, ...], policies: str | None, rev: str | None, event_files: tuple[str, ...],
+            events_mapping: str, join_table: str | None, mapping: str | None, activities_file: str | None,
+            out_file: str | None, fmt: str) -> None:
+    """Google Analytics 4 events as lead activities: leads (native or a CRM export) out as JSON Lines with the
+    events the mapping counts added to their activities, and their source from the first session's traffic
+    source where the CRM gave none. Pipe the result into `leadops eval -` or `leadops report -`.
+
+    An event joins a lead by user_id (the lead id, or the SHA-256 of its trimmed lower-case e-mail), else by
+    user_pseudo_id through --join-table. Events without a lead are counted and reported on stderr, never dropped
+    silently. Exit 2 when some leads or events could not be read or mapped, 1 on a bad mapping or file.
+
+    \b
+    Example:
+      leadops ga4 scenarios/crm/pipedrive-leads.json --mapping pipedrive --events scenarios/ga4/events_20261120.jsonl --join-table scenarios/ga4/join.csv | leadops eval - --now 2026-11-23T09:00:00+10:00
+    """
+    from engine.crm import InputError, load_mapping
+    from engine.crm.ga4 import join_web_events, read_join_table
+    from engine.crm.pipeline import source_items
+    from engine.gitops import open_policy_source
+
+    try:
+        ps = open_policy_source(policies, rev)
+        web = load_mapping(events_mapping, ps, search=Path((policies or "policies").split(":")[-1]) / "mappings")
+    except PolicyError as exc:
+        click.echo(render.diagnostics_text(exc.diagnostics), err=True)
+        raise SystemExit(1) from None
+    if web.activity_key is None:
+        fail(f"--events-mapping {events_mapping}: the mapping has no activities section (which events count)")
+    for f in (*leads, *event_files, *(x for x in (activities_file, join_table) if x)):
+        if not Path(f).is_file():
+            fail(f"file '{f}' does not exist")
+    records, problems = [], []
+    for path in leads:
+        lead_mapping, acts = open_crm_source(ps, path, mapping, activities_file, None, None, False, policies)
+        try:
+            for row, item in source_items(path, lead_mapping, None, None, acts):
+                try:
+                    if isinstance(item, LeadError):
+                        raise item
+                    record, joined = item if isinstance(item, tuple) else (item, None)
+                    lead = lead_mapping.to_lead(record, joined, row) if lead_mapping is not None else record
+                    if not isinstance(lead, dict) or not lead.get("id"):
+                        raise LeadError("a lead must be a JSON object with an id", "id")
+                    records.append(lead)
+                except LeadError as exc:
+                    problems.append(f"{path}: row {row}: {exc.message}")
+        except InputError as exc:
+            fail(str(exc))
+    try:
+        stats = join_web_events(records, list(event_files), web, read_join_table(join_table) if join_table else None)
+    except InputError as exc:
+        fail(str(exc))
+    text = "".join(json.dumps(lead, ensure_ascii=False, separators=(",", ":")) + "\n" for lead in records)
+    try:
+        if out_file:
+            Path(out_file).write_text(text, encoding="utf-8")
+        else:
+            click.echo(text, nl=False)
+    except OSError as exc:
+        fail(f"cannot write {out_file}: {exc.strerror}")
+    if fmt == "json":
+        click.echo(json.dumps({**stats.to_dict(), "leads": len(records), "lead_errors": problems}), err=True)
+    else:
+        for line in [*problems[:10], *stats.summary()]:
+            click.echo(line, err=True)
+    if problems or stats.unreadable or stats.errors:
+        raise SystemExit(2)
+
+
+# ---- notify: Slack ----
+
+
+@cli.command("notify")
+@click.argument("leads", nargs=-1, required=True, metavar="LEADS…|-")
+@policy_options
+@click.option("--now", metavar="ISO8601", required=True, help="The time the run judges SLAs at (the cron job's time).")
+@click.option("--since", metavar="DATE", help="Only clock starts on or after this date (a first run need not post the past).")
+@click.option("--mapping", metavar="NAME|FILE", help="LEADS are CRM exports read through this mapping (a preset or a mapping YAML file).")
+@click.option("--activities", "activities_file", metavar="FILE", help="With --mapping: the activity export, joined to the leads.")
+@click.option("--stage", "stages", metavar="STAGE", multiple=True, default=("sql",), show_default=True,
+              help="Entries into this stage are announced as assignments (repeat for several).")
+@click.option("--state", "state_file", metavar="FILE", default=".leadops-notify.json", show_default=True,
+              help="Records what was sent (locked, replaced atomically): reruns never post an event twice.")
+@click.option("--webhook-file", metavar="FILE", help="File holding the incoming webhook URL, or `#channel URL` lines, one "
+              "per team channel (default: $LEADOPS_SLACK_WEBHOOK_URL); never inside the policy directory.")
+@click.option("--dry-run", is_flag=True, help="Print the messages; post nothing, record nothing.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--jobs", "-j", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Worker processes for reading leads (0 = every core).")
+def notify_cmd(leads: tuple[str, ...], policies: str | None, rev: str | None, now: str, since: str | None,
+               mapping: str | None, activities_file: str | None, stages: tuple[str, ...], state_file: str,
+               webhook_file: str | None, dry_run: bool, fmt: str, jobs: int) -> None:
+    """Tell sales at once in Slack: each new SQL assigned (who, which lead, due time), each SLA at its warning
+    threshold and each SLA breached and unanswered (with the manager to escalate to), one Block Kit message per
+    event, addressed to the team's `slack_channel` of teams.yaml.
+
+    Reads LEADS as `leadops report` does. Posts to a Slack incoming webhook about one message a second, waits
+    out 429s (Retry-After) and retries 5xx with backoff, a bounded number of times. The state file makes it
+    safe to run from cron: an event already sent is never sent again, and overlapping runs wait for each other.
+    Exit 2 when a message could not be delivered or some leads could not be read (the next run retries the
+    messages), 1 on a bad policy, option, state file or webhook.
+
+    \b
+    Example:
+      leadops notify examples/report/leads.jsonl --rev HEAD --now 2026-11-25T11:00:00+10:00 --since 2026-11-20 --dry-run
+    """
+    from datetime import date
+
+    from engine.notify import notify
+    from engine.notify.slack import WebhookError, Webhooks, webhook_urls
+    from engine.notify.state import StateError
+
+    when = parse_now(now)
+    try:
+        since_day = date.fromisoformat(since) if since else None
+    except ValueError:
+        raise click.BadParameter(f"'{since}' is not a date; write YYYY-MM-DD, e.g. 2026-11-01", param_hint="--since") from None
+    if activities_file and not mapping:
+        raise click.BadParameter("needs --mapping (activities come from a CRM export)", param_hint="--activities")
+    for f in (*leads, *([activities_file] if activities_file else [])):
+        if f != "-" and not Path(f).is_file():
+            fail(f"lead file '{f}' does not exist")
+    hook = None
+    try:
+        if not dry_run:
+            hook = Webhooks(webhook_urls(webhook_file, policies or "policies"))
+        run = notify(list(leads), when, policies=policies, rev=rev, mapping=mapping, activities=activities_file,
+                     since=since_day, stages=stages, state=state_file, webhook=hook, dry_run=dry_run, jobs=jobs)
+    except PolicyError as exc:
+        click.echo(render.diagnostics_text(exc.diagnostics), err=True)
+        raise SystemExit(1) from None
+    except (WebhookError, StateError) as exc:
+        fail(str(exc))
+    except (OSError, LeadopsError) as exc:
+        fail(f"cannot read leads: {exc}")
+    finally:
+        if hook is not None:
+            hook.close()
+    if fmt == "json":
+        click.echo(render.to_json(run.to_dict()))
+    else:
+        click.echo(run.text(), nl=False)
+    if run.failed or run.errors:
         raise SystemExit(2)
 
 
@@ -1416,7 +1621,7 @@ def codeowners_cmd(policies: str, output: str | None, check: bool) -> None:
 @click.option("--country", metavar="CC", help="Public holidays of this ISO country code for the starter calendar (e.g. US).")
 @click.option("--subdivision", metavar="CODE", help="Holidays of this state/region too (e.g. NY); needs --country.")
 @click.option("--time-zone", metavar="ZONE", help="IANA time zone of the starter calendar (e.g. America/New_York; default: the country's only zone, else UTC).")
-@click.option("--crm", type=click.Choice(["hubspot", "salesforce"]),
+@click.option("--crm", type=click.Choice(["hubspot", "salesforce", "pipedrive"]),
               help="Start with this CRM's mapping in policies/mappings/ (leadops eval export.csv --mapping CRM).")
 @click.option("--git/--no-git", "use_git", default=True, show_default=True, help="Run `git init` in DIR (branch main).")
 def init_cmd(directory: str, name: str | None, example: bool, country: str | None, subdivision: str | None,

@@ -326,12 +326,14 @@ class Compiler:
                         continue
                     absences.append(Absence(start, end))
                 members.append(Member(m["id"], m.get("weight", 1), m.get("active", True), tuple(absences), mloc))
-            teams[t["id"]] = Team(t["id"], t["calendar"], tuple(members), loc, t.get("manager"), t.get("description", ""))
+            teams[t["id"]] = Team(t["id"], t["calendar"], tuple(members), loc, t.get("manager"), t.get("description", ""),
+                                 t.get("slack_channel"))
         queues: dict[str, Queue] = {}
         for i, q in enumerate(src.data.get("queues", ())):
             loc = src.at("queues", i, "id")
             self.note_id(locations, "queue", q["id"], loc, "queue")
-            queues[q["id"]] = Queue(q["id"], loc, q.get("calendar"), q.get("manager"), q.get("description", ""))
+            queues[q["id"]] = Queue(q["id"], loc, q.get("calendar"), q.get("manager"), q.get("description", ""),
+                                   q.get("slack_channel"))
         return teams, queues
 
     def build_calendars(self, src: Source, locations: dict[str, Location]) -> dict[str, BusinessCalendar]:

@@ -147,6 +147,7 @@ class Team:
     location: Location
     manager: str | None = None
     description: str = ""
+    slack_channel: str | None = None  # where `leadops notify` addresses the team's messages
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,7 @@ class Queue:
     calendar: str | None = None
     manager: str | None = None
     description: str = ""
+    slack_channel: str | None = None
 
 
 @dataclass(frozen=True)

@@ -357,6 +357,7 @@ def _teams(c: _Collector, old: PolicyModel, new: PolicyModel) -> None:
         a, b = old.teams[tid], new.teams[tid]
         c.field(area, tid, "calendar", a.calendar, b.calendar)
         c.field(area, tid, "manager", a.manager, b.manager)
+        c.field(area, tid, "slack channel", a.slack_channel, b.slack_channel)
         ma = {m.id: m for m in a.members}
         mb = {m.id: m for m in b.members}
         for mid in [m for m in mb if m not in ma]:
@@ -378,6 +379,7 @@ def _teams(c: _Collector, old: PolicyModel, new: PolicyModel) -> None:
         a, b = old.queues[qid], new.queues[qid]
         c.field(area, f"queue {qid}", "calendar", a.calendar, b.calendar)
         c.field(area, f"queue {qid}", "manager", a.manager, b.manager)
+        c.field(area, f"queue {qid}", "slack channel", a.slack_channel, b.slack_channel)
 
 
 def _absences(xs: Iterable[Any]) -> str:

@@ -14,10 +14,11 @@ _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _PLAIN_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 _BAND = re.compile(r"\s*(\d[\d,]*)\s*(?:-|–|to)\s*(\d[\d,]*)\s*")
 _OPEN_BAND = re.compile(r"\s*(\d[\d,]*)\s*\+\s*")
-_EPOCH = re.compile(r"-?\d{9,14}")
+_EPOCH = re.compile(r"-?\d{9,17}")
 _TRUE = frozenset(("true", "t", "yes", "y", "1"))
 _FALSE = frozenset(("false", "f", "no", "n", "0"))
 EPOCH_MS_FROM = 10**11  # an epoch number at least this large is milliseconds (1973 in ms, year 5138 in seconds)
+EPOCH_US_FROM = 10**14  # ... and at least this large, microseconds (GA4's event_timestamp; year 5138 in ms)
 
 
 class CoerceError(ValueError):
@@ -122,11 +123,12 @@ def to_datetime(value: Any, zone_name: str) -> str:
 
 
 def _epoch(number: float) -> datetime:
-    seconds = number / 1000 if abs(number) >= EPOCH_MS_FROM else number
+    seconds = number / 1_000_000 if abs(number) >= EPOCH_US_FROM else number / 1000 if abs(number) >= EPOCH_MS_FROM \
+        else number
     try:
         return datetime.fromtimestamp(seconds, timezone.utc)
     except (OverflowError, OSError, ValueError):
-        raise CoerceError("epoch seconds or milliseconds within years 1970-9999") from None
+        raise CoerceError("epoch seconds, milliseconds or microseconds within years 1970-9999") from None
 
 
 def spelling(value: Any) -> str:

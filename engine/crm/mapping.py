@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 
@@ -226,6 +227,14 @@ class Mapping:
             self._plans[key] = cached
         return (flat, cached[0]), cached[1]
 
+    def to_activity(self, record: MappingABC[str, Any], row: int | None = None) -> dict[str, Any] | None:
+        """One activity row through the `activities` fields alone (None: declared `skip`, not a lead activity);
+        raises MappingError like to_lead. For events joined to leads by other means (engine.crm.ga4)."""
+        ctx = Context(row, "event row")
+        plan, _ = self._plan(self.activity_rules, record, self._activity_declared)
+        mapped = plan[1](plan[0], ctx)
+        return mapped if "type" in mapped else None
+
     def _refuse_unused(self, unused: list[str], ctx: Context, prefix: str) -> None:
         if unused:
             raise MappingError(f"{ctx.where(unused[0])}: no mapping rule uses this field (--strict)",
@@ -413,9 +422,17 @@ def _has_value(value: Any) -> bool:
 
 
 def _lookup(record: MappingABC[str, Any], name: str) -> Any:
-    """A column by exact name, else a dotted JSON path ("properties.email")."""
+    """A column by exact name, else a dotted JSON path ("properties.email"), optionally ending in a list
+    selector: "person.email[primary]" (the `value` of the item marked primary, else of the first: Pipedrive's
+    e-mail and phone lists), "label_ids[0]" (an item by position) or "event_params[page_location]" (the value
+    of the {key, value} item with that key: GA4's event parameters)."""
     value = record.get(name, _ABSENT)
-    if value is not _ABSENT or "." not in name:
+    if value is not _ABSENT:
+        return value
+    if name.endswith("]") and "[" in name:
+        base, _, selector = name[:-1].rpartition("[")
+        return _select(_lookup(record, base), selector)
+    if "." not in name:
         return value
     current: Any = record
     for part in name.split("."):
@@ -425,6 +442,34 @@ def _lookup(record: MappingABC[str, Any], name: str) -> Any:
         if current is _ABSENT:
             return _ABSENT
     return current
+
+
+def _select(items: Any, selector: str) -> Any:
+    """One item of a list value by a `[selector]` (see _lookup); _ABSENT when there is none."""
+    if isinstance(items, str) and items.startswith("["):  # a list kept as JSON text (CSV, warehouse columns)
+        try:
+            items = json.loads(items)
+        except ValueError:
+            return _ABSENT
+    if not isinstance(items, list) or not items:
+        return _ABSENT
+    if selector == "primary":
+        chosen = next((i for i in items if isinstance(i, MappingABC) and i.get("primary") is True), items[0])
+        return chosen.get("value", _ABSENT) if isinstance(chosen, MappingABC) else chosen
+    if selector.isdigit():
+        return items[int(selector)] if int(selector) < len(items) else _ABSENT
+    for item in items:  # GA4's event_params: [{key, value: {string_value, int_value, float_value, double_value}}]
+        if isinstance(item, MappingABC) and item.get("key") == selector:
+            value = item.get("value")
+            if not isinstance(value, MappingABC):
+                return _ABSENT if value is None else value
+            return next((v for v in value.values() if v is not None), _ABSENT)
+    return _ABSENT
+
+
+def base_name(name: str) -> str:
+    """The source field a name reads ("person.email[primary]" -> "person.email")."""
+    return name.split("[", 1)[0]
 
 
 # ------------------------------------------------------------------------------------------ compiling
@@ -532,12 +577,12 @@ class _Builder:
         convert = self.convert(spec, path, target)
         if kind == "from":
             names = _names(spec["from"])
-            sources.extend(names)
+            sources.extend(map(base_name, names))
             read = _reader(names)
         else:
             parts = [_names(p) for p in spec["join"]]
             for p in parts:
-                sources.extend(p)
+                sources.extend(map(base_name, p))
             read = _joiner([_reader(p) for p in parts])
 
         def get(record: MappingABC[str, Any], lead: dict[str, Any], ctx: Context) -> Any:
@@ -545,7 +590,9 @@ class _Builder:
             if column is None:
                 return _ABSENT
             return convert(raw, column, ctx)
-        if kind == "from":
+        if any("[" in n for n in (names if kind == "from" else [n for p in parts for n in p])):
+            pass  # list selectors are read through _lookup, never inlined
+        elif kind == "from":
             get.names, get.convert = names, convert  # type: ignore[attr-defined]  # the plan's fast path
         else:
             get.parts, get.convert = parts, convert  # type: ignore[attr-defined]
@@ -558,7 +605,7 @@ class _Builder:
                 self.error("MAPPING005", f"unknown stage '{stage}'", path + ("stage_dates", stage),
                            checks.did_you_mean(stage, self.stage_ids) + "stages: " + ", ".join(self.stage_ids), key=True)
             readers[stage] = _reader(_names(names))
-            sources.extend(_names(names))
+            sources.extend(map(base_name, _names(names)))
         convert = self.convert({k: v for k, v in spec.items() if k != "stage_dates"}, path, target)
 
         def get(record: MappingABC[str, Any], lead: dict[str, Any], ctx: Context) -> Any:
@@ -597,6 +644,8 @@ class _Builder:
     def coercion(self, spec: dict[str, Any], path: tuple[Any, ...], target: Target) -> Callable[[Any], Any]:
         kind = target.type
         enum = frozenset(target.enum) if target.enum else None
+        if "url_part" in spec:  # "https://acme.example/pricing?plan=pro" -> "/pricing"
+            return lambda raw: urlsplit(spelling(raw)).path or "/"
         if "band" in spec:
             if kind not in ("integer", "number"):
                 self.error("MAPPING006", f"band applies to numbers; {target.name} is {kind}", path + ("band",))
@@ -661,6 +710,7 @@ class _Builder:
                            checks.did_you_mean(str(default), allowed) + f"known: {', '.join(allowed)}")
             default = self.native(str(default), target, path + ("default",))
         keep = spec.get("unknown") == "keep"
+        drop = spec.get("unknown") == "skip"  # e.g. GA4's many automatic events: none is a lead activity
         labels = sorted(k for k, v in exact.items() if v is not _ABSENT_MARK)
         name = target.name
 
@@ -682,6 +732,8 @@ class _Builder:
                 return default
             if keep:
                 return text
+            if drop:
+                return _ABSENT
             close = difflib.get_close_matches(text, labels, n=1, cutoff=0.5)
             hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(labels[:12])}"
             raise MappingError(f"{ctx.where(column)}: unknown value {_show(raw)} for {name}{hint} "
@@ -751,7 +803,7 @@ def _show(raw: Any) -> str:
 
 def _reader(names: list[str]) -> Callable[[MappingABC[str, Any]], tuple[str | None, Any]]:
     """(column, value) of the first candidate with a value, or (None, None)."""
-    if len(names) == 1 and "." not in names[0]:
+    if len(names) == 1 and "." not in names[0] and "[" not in names[0]:
         only = names[0]
 
         def read_one(record: MappingABC[str, Any]) -> tuple[str | None, Any]:
@@ -761,7 +813,7 @@ def _reader(names: list[str]) -> Callable[[MappingABC[str, Any]], tuple[str | No
             return only, value
         return read_one
 
-    dotted = tuple((name, "." in name) for name in names)
+    dotted = tuple((name, "." in name or "[" in name) for name in names)
 
     def read(record: MappingABC[str, Any]) -> tuple[str | None, Any]:
         for name, has_dot in dotted:
@@ -867,6 +919,12 @@ def preset_text_for(name: str, policyset: Any) -> str:
         if not owner["owners"]:
             ignore.extend(_candidates(lead.pop("account_owner")))
             doc["writeback"] = {k: v for k, v in doc.get("writeback", {}).items() if v.get("through") != "account_owner"}
+    acts = doc.get("activities") or {}
+    for field_name, spec in list(acts.get("fields", {}).items()):  # activity owner maps (Pipedrive's user_id)
+        if isinstance(spec, dict) and "owners" in spec:
+            spec["owners"] = {rep: ids for rep, ids in spec["owners"].items() if rep in reps}
+            if not spec["owners"]:
+                acts.setdefault("ignore", []).extend(_candidates(acts["fields"].pop(field_name)))
     header = (f"# yaml-language-server: $schema=../../schemas/mapping.schema.json\n"
               f"# The {name} preset (engine/crm/presets/{name}.yaml) fitted to this policy set by `leadops init --crm "
               f"{name}`.\n# Read as no stage (skip): the CRM stages for {', '.join(sorted(set(dropped))) or '-'}, which "

@@ -223,7 +223,7 @@ def _jsonl_records(path: str | Path, encoding: str | None) -> Iterator[tuple[int
 
 def _json_records(path: str | Path, encoding: str | None) -> Iterator[tuple[int, Any]]:
     """A JSON array of records, one record, or an API page: HubSpot {"results": [...]}, Salesforce
-    {"records": [...]}."""
+    {"records": [...]}, Pipedrive {"success": true, "data": [...]}."""
     from engine.jsonstrict import loads
 
     with _open_text(path, encoding or "utf-8") as stream:
@@ -233,7 +233,7 @@ def _json_records(path: str | Path, encoding: str | None) -> Iterator[tuple[int,
     except ValueError as exc:
         raise InputError(f"{path}: not valid JSON: {exc}") from None
     if isinstance(doc, dict):
-        for key in ("results", "records"):
+        for key in ("results", "records", "data"):  # HubSpot, Salesforce, Pipedrive
             if isinstance(doc.get(key), list) and "id" not in doc and "Id" not in doc:
                 doc = doc[key]
                 break

@@ -3,8 +3,12 @@ reversed), so that the example exports are realistic and a round trip can be che
 
     python -m engine.crm.synth --out scenarios/crm --leads 2000 --seed 12
 
-writes hubspot-contacts.csv (the CSV export: display labels) + hubspot-engagements.csv, and salesforce-leads.csv
-(Data Loader: API names) + salesforce-tasks.csv. The same seed gives the same bytes.
+writes hubspot-contacts.csv (the CSV export: display labels) + hubspot-engagements.csv, salesforce-leads.csv
+(Data Loader: API names) + salesforce-tasks.csv, and Pipedrive API pages: pipedrive-leads.json (leads with their
+person and organization), pipedrive-activities.json, pipedrive-lead-labels.json and pipedrive-deal-fields.json
+(the custom fields' keys and names); and one day of Google Analytics 4 events by those leads as the BigQuery
+export writes them (ga4-events_20261120.jsonl) with ga4-join.csv (user_pseudo_id -> lead_id). The same seed
+gives the same bytes.
 
 Native leads are drawn so that every value survives the CRM's shape: HubSpot's employee bands keep only their
 lower bound, so HubSpot leads have band-bound sizes; times are whole minutes in UTC; stages and activity types
@@ -15,7 +19,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import random
+import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -45,10 +51,13 @@ INDUSTRIES = ["software", "financial_services", "healthcare", "manufacturing", "
 HUBSPOT_BANDS = {1: "1-5", 5: "5-25", 25: "25-50", 50: "50-100", 100: "100-500", 500: "500-1000", 1000: "1000+"}
 HUBSPOT_OTHER_INDUSTRIES = ["Airlines/Aviation", "Construction", "Hospitality", "Utilities"]
 CRM_STAGES = {"hubspot": ["subscriber", "lead", "lead", "mql", "mql", "sql", "opportunity", "customer"],
+              "pipedrive": ["lead", "lead", "mql", "mql", "sql", "sql", "nurture", "disqualified"],
               "salesforce": ["lead", "lead", "mql", "mql", "sal", "sql", "opportunity", "nurture", "recycled",
                              "disqualified"]}
 ACTIVITY_TYPES = ["call_attempt", "call_attempt", "call_attempt", "discovery_call_booked", "demo_request"]
+PIPEDRIVE_ACTIVITY_TYPES = ["call_attempt", "call_attempt", "call_attempt", "meeting", "email_sent"]
 STAGE_DATED = {"hubspot": {"subscriber", "lead", "mql", "sql", "opportunity", "customer"},
+               "pipedrive": {"lead", "mql", "sql", "nurture", "disqualified"},
                "salesforce": {"lead", "mql", "sql", "opportunity"}}
 
 
@@ -57,12 +66,14 @@ def _minute(moment: datetime) -> str:
 
 
 def native_leads(n: int, seed: int, crm: str, as_of: datetime = AS_OF) -> list[dict[str, Any]]:
-    """`n` native leads a `crm` ("hubspot" or "salesforce") can hold without loss; the same seed, the same leads."""
+    """`n` native leads a `crm` ("hubspot", "salesforce" or "pipedrive") can hold without loss; the same seed, the
+    same leads."""
     rng = random.Random(f"{crm}:{seed}")
     owners = _owner_ids(crm)
     sources = {"hubspot": ["website", "website", "paid_search", "social", "referral", "import"],
                "salesforce": ["website", "paid_search", "social", "referral", "partner", "event", "webinar",
-                              "outbound", "import"]}[crm]
+                              "outbound", "import"],
+               "pipedrive": ["website", "website", "import", "outbound", "partner"]}[crm]
     leads = []
     for i in range(n):
         first, last = rng.choice(FIRST), rng.choice(LAST)
@@ -73,6 +84,9 @@ def native_leads(n: int, seed: int, crm: str, as_of: datetime = AS_OF) -> list[d
         if crm == "hubspot":
             employees = rng.choice(list(HUBSPOT_BANDS))
             lead_id = str(1000001 + i)
+        elif crm == "pipedrive":  # lead ids are UUIDs
+            employees = int(rng.lognormvariate(4.3, 1.6)) + 1
+            lead_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         else:
             employees = int(rng.lognormvariate(4.3, 1.6)) + 1
             lead_id = f"00Q5g00000{i:05d}AAA"
@@ -98,6 +112,8 @@ def native_leads(n: int, seed: int, crm: str, as_of: datetime = AS_OF) -> list[d
             lead["account_owner"] = rng.choice(sorted(owners))
         lead["company"] = {"name": company, "domain": domain, "industry": rng.choice(INDUSTRIES),
                            "annual_revenue": rng.randrange(100_000, 500_000_000, 50_000)}
+        if crm == "pipedrive":  # an organization has a name (domain, industry, revenue: custom fields, not used)
+            lead["company"] = {"name": company}
         stage = rng.choice(CRM_STAGES[crm])
         lead["stage"] = stage
         if stage in STAGE_DATED[crm]:
@@ -109,9 +125,15 @@ def native_leads(n: int, seed: int, crm: str, as_of: datetime = AS_OF) -> list[d
                 entered = entered.replace(hour=0, minute=0)
             lead["stage_entered_at"] = _minute(entered)
         lead["_created"] = _minute(created)
+        if crm == "pipedrive":
+            lead["created_at"] = lead["_created"]
         acts = []
         for _ in range(rng.choice([0, 0, 1, 1, 2, 3, 4, 6])):
             at = created + timedelta(minutes=rng.randint(5, int((as_of - created).total_seconds() // 60)))
+            if crm == "pipedrive":  # done activities with who did them
+                acts.append({"type": rng.choice(PIPEDRIVE_ACTIVITY_TYPES), "at": _minute(min(at, as_of)),
+                             "actor": rng.choice(owners), "direction": "outbound"})
+                continue
             acts.append({"type": rng.choice(ACTIVITY_TYPES), "at": _minute(min(at, as_of))})
         if acts:
             lead["activities"] = sorted(acts, key=lambda a: a["at"])
@@ -129,6 +151,15 @@ def _owner_ids(crm: str) -> list[str]:
 
     doc, _ = load_yaml((PRESET_DIR / f"{crm}.yaml").read_bytes(), crm)
     return list(doc["lead"]["account_owner"]["owners"])
+
+
+def _owner_numbers() -> dict[str, int]:
+    """rep id -> Pipedrive user id, from the pipedrive preset's owner map."""
+    from engine.crm.mapping import PRESET_DIR
+    from engine.yamlsafe import load_yaml
+
+    doc, _ = load_yaml((PRESET_DIR / "pipedrive.yaml").read_bytes(), "pipedrive")
+    return {rep: int(spellings[0]) for rep, spellings in doc["lead"]["account_owner"]["owners"].items()}
 
 
 def strip_private(lead: dict[str, Any]) -> dict[str, Any]:
@@ -281,6 +312,153 @@ def salesforce_tasks(lead: dict[str, Any], rng: random.Random, start: int) -> li
     return rows
 
 
+# ------------------------------------------------------------------------------------------ Pipedrive
+
+PIPEDRIVE_ADMIN = 13000000  # the account admin: owns leads no rep owns (the preset skips it)
+PIPEDRIVE_HOT = "f0359510-e376-5300-b071-35a8c363c9a7"
+
+
+def pipedrive_custom_fields(mapping: Mapping) -> dict[str, str]:
+    """lead field -> the 40-character custom field key the preset reads it from."""
+    return {f: str(mapping.source_name(f)) for f in ("abn", "requested_quote", "stage_entered_at")}
+
+
+def _pd_time(iso: str) -> str:
+    return datetime.fromisoformat(iso).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def pipedrive_lead(mapping: Mapping, lead: dict[str, Any], shape: str, rng: random.Random, number: int,
+                   ) -> dict[str, Any]:
+    """One lead as Pipedrive holds it: shape "api" (/v1/leads item with its person and organization nested) or
+    "warehouse" (Fivetran's lead table joined to person and organization, columns prefixed)."""
+    custom = pipedrive_custom_fields(mapping)
+    owner = int(mapping.reverse_value("account_owner", lead["account_owner"])) if lead.get("account_owner") \
+        else PIPEDRIVE_ADMIN
+    labels = [mapping.reverse_value("stage", lead["stage"])] + ([PIPEDRIVE_HOT] if rng.random() < 0.3 else [])
+    person_id, org_id = 5000 + number, 9000 + number
+    country, state = lead.get("country"), lead.get("state")
+    org = {"id": org_id, "name": lead["company"]["name"], "owner_id": owner,
+           "address": ", ".join(filter(None, [mapping.reverse_value("state", state) if state else None,
+                                              mapping.reverse_value("country", country)])),
+           "address_country": mapping.reverse_value("country", country),
+           "address_admin_area_level_1": mapping.reverse_value("state", state) if state else None,
+           "address_locality": None, "address_postal_code": None, "employee_count": lead.get("employees")}
+    emails = [{"value": lead["email"], "primary": True, "label": "work"}]
+    if rng.random() < 0.3:
+        emails.insert(0, {"value": f"{lead['first_name'].lower()}{number}@gmail.com", "primary": False, "label": "home"})
+    person = {"id": person_id, "name": f"{lead['first_name']} {lead['last_name']}", "first_name": lead["first_name"],
+              "last_name": lead["last_name"], "email": emails,
+              "phone": [{"value": f"+61 4{rng.randint(10000000, 99999999)}", "primary": True, "label": "mobile"}],
+              "org_id": org_id, "owner_id": owner, "job_title": lead.get("job_title"),
+              "marketing_status": "unsubscribed" if lead.get("unsubscribed") else "subscribed",
+              "add_time": _pd_time(lead["_created"])}
+    record: dict[str, Any] = {
+        "id": lead["id"], "title": f"{lead['company']['name']} lead", "owner_id": owner, "creator_id": owner,
+        "label_ids": labels, "person_id": person_id, "organization_id": org_id,
+        "source_name": mapping.reverse_value("source", lead["source"]) if lead.get("source") else "Deal",
+        "origin": "ManuallyCreated", "channel": None, "is_archived": False, "was_seen": rng.random() < 0.7,
+        "value": None, "expected_close_date": None, "next_activity_id": None,
+        "add_time": datetime.fromisoformat(lead["_created"]).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "update_time": None, "visible_to": "3", "cc_email": f"acme+{number}@pipedrivemail.com",
+        custom["abn"]: lead.get("abn"), custom["requested_quote"]: lead.get("requested_quote"),
+        custom["stage_entered_at"]: _pd_time(lead["stage_entered_at"]) if lead.get("stage_entered_at") else None,
+    }
+    if shape == "api":
+        return {**record, "person": person, "organization": org}
+    flat = {k: json.dumps(v) if isinstance(v, list) else v for k, v in record.items()}
+    flat.update({f"person_{k}": v for k, v in person.items() if k not in ("id", "email", "phone")})
+    flat["person_email"], flat["person_phone"] = lead["email"], person["phone"][0]["value"]
+    flat.update({f"organization_{k}": v for k, v in org.items() if k != "id"})
+    flat["_fivetran_synced"], flat["_fivetran_deleted"] = "2026-11-23T00:00:00.000Z", False
+    return flat
+
+
+def pipedrive_activities(lead: dict[str, Any], rng: random.Random, start: int, shape: str) -> list[dict[str, Any]]:
+    """The lead's done activities as /v1/activities rows, plus planned ones and tasks the preset skips."""
+    rows: list[dict[str, Any]] = []
+    kinds = {"call_attempt": "call", "meeting": "meeting", "email_sent": "email"}
+    owners = _owner_numbers()
+    acts = list(lead.get("activities", []))
+    for act in acts + ([{"type": "_planned", "at": acts[-1]["at"]}] if acts and rng.random() < 0.4 else []):
+        done = act["type"] != "_planned"
+        at = datetime.fromisoformat(act["at"]).astimezone(timezone.utc)
+        kind = kinds.get(act["type"], rng.choice(["call", "task"]))
+        rows.append({"id": start + len(rows), "type": kind, "subject": kind.capitalize(), "done": done,
+                     "due_date": at.strftime("%Y-%m-%d"), "due_time": at.strftime("%H:%M"), "duration": "00:15",
+                     "marked_as_done_time": at.strftime("%Y-%m-%d %H:%M:%S") if done else None,
+                     "user_id": owners[act["actor"]] if done else PIPEDRIVE_ADMIN,
+                     "person_id": None, "org_id": None, "deal_id": None, "lead_id": lead["id"],
+                     "add_time": at.strftime("%Y-%m-%d %H:%M:%S"), "update_time": None, "note": None})
+        if shape == "warehouse":
+            rows[-1].update(_fivetran_synced="2026-11-23T00:00:00.000Z", _fivetran_deleted=False)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ GA4
+
+GA4_DAY = datetime(2026, 11, 20, tzinfo=timezone.utc)
+GA4_SITE = "https://www.acme.example"
+GA4_PAGES = ["/", "/product/routing", "/product/scoring", "/product/sla", "/customers", "/blog/speed-to-lead",
+             "/pricing", "/pricing?plan=team"]
+GA4_SOURCES = [("(direct)", "(none)", "(direct)"), ("google", "organic", "(organic)"), ("google", "cpc", "brand"),
+               ("linkedin.com", "referral", "(referral)"), ("newsletter", "email", "november"),
+               ("partner.example", "affiliate", "(referral)")]
+
+
+def _ga4_param(key: str, value: Any) -> dict[str, Any]:
+    """An event parameter as the BigQuery export writes it (INT64 as a string, the unused slots null)."""
+    slots = {"string_value": None, "int_value": None, "float_value": None, "double_value": None}
+    slots["int_value" if isinstance(value, int) else "string_value"] = str(value)
+    return {"key": key, "value": slots}
+
+
+def ga4_events(leads: list[dict[str, Any]], seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(one day of GA4 events as the BigQuery export writes them, the join table): visits by leads known by
+    their lead id, by their hashed e-mail, or only by user_pseudo_id (most in the join table), and anonymous
+    visitors who are no lead; automatic events (session_start, scroll, user_engagement) among them."""
+    from engine.crm.ga4 import email_hash
+
+    rng = random.Random(f"ga4:{seed}")
+    events: list[dict[str, Any]] = []
+    table: list[dict[str, Any]] = []
+    visitors = [("lead", lead) for lead in leads if rng.random() < 0.6] + [("anon", None)] * (len(leads) // 5)
+    for number, (kind, lead) in enumerate(visitors):
+        pseudo = f"{rng.randrange(10**9, 10**10)}.{1795000000 + number}"
+        how = rng.choices(["id", "hash", "pseudo"], weights=[4, 3, 3])[0] if lead else "pseudo"
+        user_id = lead["id"] if how == "id" else email_hash(lead["email"]) if how == "hash" else None
+        if lead is not None and how == "pseudo" and rng.random() < 0.85:
+            table.append({"user_pseudo_id": pseudo, "lead_id": lead["id"]})
+        source, medium, name = rng.choice(GA4_SOURCES)
+        moment = GA4_DAY + timedelta(seconds=rng.randrange(0, 86_000))
+        session = int(moment.timestamp())
+        pages = ["session_start"] + [rng.choice(GA4_PAGES) for _ in range(rng.randint(1, 5))]
+        if rng.random() < 0.15:
+            pages.append("file_download")
+        if rng.random() < 0.1:
+            pages.append("generate_lead")
+        for step in pages:
+            moment += timedelta(seconds=rng.randint(5, 240), microseconds=rng.randrange(10**6))
+            params = [_ga4_param("ga_session_id", session)]
+            if step == "file_download":
+                name_, params = "file_download", params + [
+                    _ga4_param("file_name", "/assets/acme-pricing-guide.pdf"),
+                    _ga4_param("link_url", f"{GA4_SITE}/assets/acme-pricing-guide.pdf")]
+            elif step in ("session_start", "generate_lead"):
+                name_, params = step, params + [_ga4_param("page_location", f"{GA4_SITE}/contact")]
+            else:
+                name_, params = "page_view", params + [_ga4_param("page_location", GA4_SITE + step),
+                                                       _ga4_param("page_title", step.strip("/") or "home")]
+            events.append({"event_date": moment.strftime("%Y%m%d"), "event_timestamp": str(
+                int(moment.timestamp()) * 1_000_000 + moment.microsecond), "event_name": name_,
+                "event_params": params, "user_id": user_id, "user_pseudo_id": pseudo,
+                "traffic_source": {"name": name, "medium": medium, "source": source},
+                "device": {"category": rng.choice(["desktop", "mobile"])}, "platform": "WEB", "stream_id": "4410000001"})
+            if name_ == "page_view" and rng.random() < 0.3:
+                events.append({**events[-1], "event_name": rng.choice(["scroll", "user_engagement"]),
+                               "event_params": params[:1]})
+    return events, table
+
+
 def _text(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -299,6 +477,9 @@ def crm_records(crm: str, mapping: Mapping, leads: Iterable[dict[str, Any]], sha
         if crm == "hubspot":
             records.append(hubspot_contact(mapping, lead, shape, rng))
             activities.extend(hubspot_engagements(lead, rng, 50_000_001 + len(activities)))
+        elif crm == "pipedrive":
+            records.append(pipedrive_lead(mapping, lead, shape, rng, len(records) + 1))
+            activities.extend(pipedrive_activities(lead, rng, 700_001 + len(activities), shape))
         else:
             records.append(salesforce_lead(mapping, lead, shape, rng))
             activities.extend(salesforce_tasks(lead, rng, 1 + len(activities)))
@@ -315,6 +496,34 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
 
 FILES = {"hubspot": ("hubspot-contacts.csv", "hubspot-engagements.csv"),
          "salesforce": ("salesforce-leads.csv", "salesforce-tasks.csv")}
+PIPEDRIVE_FILES = ("pipedrive-leads.json", "pipedrive-activities.json", "pipedrive-lead-labels.json",
+                   "pipedrive-deal-fields.json")
+GA4_FILES = ("ga4-events_20261120.jsonl", "ga4-join.csv")
+PIPEDRIVE_FIELD_NAMES = {"abn": ("ABN", "varchar"), "requested_quote": ("Requested a quote", "varchar"),
+                         "stage_entered_at": ("Label set at", "date")}
+
+
+def api_page(rows: list[dict[str, Any]]) -> str:
+    """A Pipedrive API response page ({"success": true, "data": [...]}), one record per line."""
+    body = ",\n".join(json.dumps(r, ensure_ascii=False) for r in rows)
+    return '{"success": true, "data": [\n' + body + '\n], "additional_data": {"pagination": {"start": 0, ' \
+        f'"limit": {len(rows)}, "more_items_in_collection": false}}}}}}\n'
+
+
+def pipedrive_reference(mapping: Mapping) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(the lead-label list, the /dealFields export) of the example account: label ids and names as the preset's
+    stage map holds them, and the custom fields it reads by key, with their human names."""
+    rule = mapping.rule("stage")
+    labels = []
+    for _, pairs in (rule.reverse.items() if rule else []):
+        spellings = [sp for _, sp in pairs]
+        labels.append({"id": spellings[0], "name": spellings[1], "color": "blue", "add_time": "2026-01-05T00:00:00.000Z"})
+    labels.append({"id": PIPEDRIVE_HOT, "name": "Hot", "color": "red", "add_time": "2026-01-05T00:00:00.000Z"})
+    fields = [{"id": 12000 + i, "key": key, "name": PIPEDRIVE_FIELD_NAMES[field][0],
+               "field_type": PIPEDRIVE_FIELD_NAMES[field][1], "edit_flag": True}
+              for i, (field, key) in enumerate(pipedrive_custom_fields(mapping).items())]
+    fields.insert(0, {"id": 11999, "key": "title", "name": "Title", "field_type": "varchar", "edit_flag": False})
+    return labels, fields
 
 
 def write_examples(out_dir: str | Path, ps: Any, n: int = 2000, seed: int = 12) -> list[Path]:
@@ -330,7 +539,19 @@ def write_examples(out_dir: str | Path, ps: Any, n: int = 2000, seed: int = 12) 
         for name, rows in ((leads_file, records), (acts_file, activities)):
             (out / name).write_text(csv_text(rows), encoding="utf-8", newline="")
             written.append(out / name)
-    return written
+    mapping = load_mapping("pipedrive", ps)
+    records, activities = crm_records("pipedrive", mapping, native_leads(max(1, n // 4), seed, "pipedrive"), "api",
+                                      seed)  # a quarter as many: its API JSON is verbose
+    labels, fields = pipedrive_reference(mapping)
+    for name, rows in zip(PIPEDRIVE_FILES, (records, activities, labels, fields)):
+        (out / name).write_text(api_page(rows), encoding="utf-8", newline="")
+        written.append(out / name)
+    pd_leads = [strip_private(lead) for lead in native_leads(max(1, n // 4), seed, "pipedrive")]
+    events, table = ga4_events(pd_leads, seed)  # visits by the Pipedrive leads (and by people who are none)
+    (out / GA4_FILES[0]).write_text("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in events),
+                                    encoding="utf-8", newline="")
+    (out / GA4_FILES[1]).write_text(csv_text(table), encoding="utf-8", newline="")
+    return written + [out / name for name in GA4_FILES]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -352,4 +573,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["AS_OF", "crm_records", "csv_text", "native_leads", "strip_private", "write_examples"]
+__all__ = ["AS_OF", "api_page", "crm_records", "ga4_events", "pipedrive_reference", "csv_text", "native_leads", "strip_private", "write_examples"]
