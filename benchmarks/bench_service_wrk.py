@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from servehelp import ServeProcess, free_port  # noqa: E402
 from test_server import LEADS, NOW, signed_bundle  # noqa: E402
 
+from benchmarks.service_health import probe  # noqa: E402
 from engine.signing import generate_keypair  # noqa: E402
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -84,21 +85,6 @@ def parse_wrk(out: str) -> dict[str, float]:
             "errors": sum(int(g) for g in errors.groups()) if errors else 0}
 
 
-def probe(base: str, end: float) -> list[float]:
-    """GET /healthz every 50 ms until `end`: sorted latencies in ms (a failure counts as infinite)."""
-    latencies = []
-    with httpx.Client(base_url=base, timeout=10) as client:
-        while time.monotonic() < end:
-            start = time.perf_counter()
-            try:
-                ok = client.get("/healthz").status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            latencies.append((time.perf_counter() - start) * 1000 if ok else float("inf"))
-            time.sleep(0.05)
-    return sorted(latencies)
-
-
 def pct(values: list[float], q: float) -> float:
     return values[max(0, int(len(values) * q) - 1)] if values else float("nan")
 
@@ -138,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             rows["body_bytes"] = len(answer.content)
             rows["single_c8"] = wrk(url, single, 8, args.seconds, d)
             end = time.monotonic() + args.seconds
-            health: dict[str, list[float]] = {}
+            health: dict[str, tuple[list[float], int]] = {}
             probers = [threading.Thread(target=lambda n=n, b=b: health.__setitem__(n, probe(b, end)))
                        for n, b in (("main", srv.url), ("diagnostic", f"http://127.0.0.1:{diag}"))]
             for p in probers:
@@ -146,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             rows["single_c32"] = wrk(url, single, 32, args.seconds, d)
             for p in probers:
                 p.join()
-            rows["healthz"] = {n: {"probes": len(v), "p50": statistics.median(v), "p99": pct(v, 0.99)}
-                               for n, v in health.items()}
+            rows["healthz"] = {n: {"probes": len(v), "failed": failed, "p50": statistics.median(v) * 1000,
+                                   "p99": pct(v, 0.99) * 1000} for n, (v, failed) in health.items()}
             batch100 = wrk(url, batch, 8, args.seconds, d)
             batch100["decisions_per_s"] = batch100["rps"] * 100
             rows["batch100_c8"] = batch100
@@ -183,7 +169,7 @@ def report(rows: dict[str, object], fmt: str) -> None:
               f"non-2xx {r['non2xx']}  socket errors {r['errors']}{extra}")
     for name, h in rows["healthz"].items():
         print(f"/healthz on the {name} port under wrk -c32: {h['probes']} probes, p50 {h['p50']:.1f} ms, "
-              f"p99 {h['p99']:.1f} ms")
+              f"p99 {h['p99']:.1f} ms, failed {h['failed']}")
 
 
 if __name__ == "__main__":
