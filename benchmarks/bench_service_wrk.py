@@ -32,10 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from servehelp import ServeProcess, free_port  # noqa: E402
-from test_server import LEADS, NOW, signed_bundle  # noqa: E402
+from test_server import LEADS, NOW  # noqa: E402
 
-from benchmarks.service_health import probe  # noqa: E402
-from engine.signing import generate_keypair  # noqa: E402
+from benchmarks.service_health import probe, serve_args  # noqa: E402
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
@@ -101,20 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        keys = generate_keypair(d, "bench")
-        bundle = d / "b.tar.gz"
-        bundle.write_bytes(signed_bundle(keys, "rev-bench", 1))
         diag = free_port()
-        serve_args = ["--bundle", str(bundle), "--key", str(keys.public_path), "--state-dir", str(d / "state"),
-                      "--diagnostic-port", str(diag)]
-        if not args.no_decision_log:
-            serve_args += ["--decision-log", str(d / "decisions.jsonl")]
+        command = serve_args(d, diag, decision_log=not args.no_decision_log)
         if args.workers:
-            serve_args += ["--workers", str(args.workers)]
+            command += ["--workers", str(args.workers)]
         single = json.dumps({"lead": LEADS[0], "now": NOW})
         batch = json.dumps({"leads": [{**LEADS[i % len(LEADS)], "id": f"L-{i}"} for i in range(100)], "now": NOW})
         rows: dict[str, object] = {}
-        with ServeProcess(serve_args, d) as srv:
+        with ServeProcess(command, d) as srv:
             url = srv.url + "/v1/decisions"
             answer = httpx.post(url, content=single, headers={"content-type": "application/json"})
             assert answer.status_code == 200, answer.text
