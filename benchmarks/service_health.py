@@ -44,14 +44,19 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        keys = generate_keypair(d, "bench")
-        bundle = d / "b.tar.gz"
-        bundle.write_bytes(signed_bundle(keys, "rev-bench", 1))
         diag = free_port()
-        serve_args = ["--bundle", str(bundle), "--key", str(keys.public_path), "--state-dir", str(d / "state"),
-                      "--decision-log", str(d / "decisions.jsonl"), "--diagnostic-port", str(diag)]
-        with ServeProcess(serve_args, d) as srv:
+        with ServeProcess(serve_args(d, diag), d) as srv:
             return run_load(srv.url, f"http://127.0.0.1:{diag}", d, args)
+
+
+def serve_args(d: Path, diagnostic_port: int, decision_log: bool = True) -> list[str]:
+    """`leadops serve` arguments for a signed bundle of the example policies written into `d` (keys, state there)."""
+    keys = generate_keypair(d, "bench")
+    bundle = d / "b.tar.gz"
+    bundle.write_bytes(signed_bundle(keys, "rev-bench", 1))
+    args = ["--bundle", str(bundle), "--key", str(keys.public_path), "--state-dir", str(d / "state"),
+            "--diagnostic-port", str(diagnostic_port)]
+    return args + ["--decision-log", str(d / "decisions.jsonl")] if decision_log else args
 
 
 def probe(base: str, end: float) -> tuple[list[float], int]:

@@ -13,7 +13,11 @@ Rows (every figure a ratio measured in this run, or a wall time of this run):
              with the stdlib encoder, as its batch path does)
 The baseline runs its own `engine` and `cli.py` (a directory of symlinks to them first on sys.path) with the same
 interpreter and packages, driven by this tree's benchmark code (the baseline's hand-written check predates the
-policy's "an unsubscribed lead is never an MQL" rule). The service rows and the Parquet row are reported as not measured.
+policy's "an unsubscribed lead is never an MQL" rule).
+  service    `bench_service_wrk.py` (this tree): `leadops serve` under wrk, single lead at 32/8 connections, batches
+             of 100, a bare Starlette endpoint on the same uvicorn as the ceiling; "today" is the issue's figure
+  parquet    `bench_parquet.py` (this tree): Parquet in -> Parquet out vs JSON Lines in -> out, same leads
+    .venv/bin/python -m benchmarks.targets --baseline B --only service,parquet   # just those rows (~1.5 min)
 """
 
 from __future__ import annotations
@@ -111,12 +115,26 @@ def zen_row(tree: Path | None, n: int, rounds: int) -> dict[str, float]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run(baseline: Path, n: int, million: bool, zen_leads: int) -> dict[str, Any]:
+def sibling_row(module: str) -> dict[str, Any]:
+    """`python -m benchmarks.MODULE --format json` of this tree (the service and Parquet rows)."""
+    proc = subprocess.run([PY, "-m", f"benchmarks.{module}", "--format", "json"], cwd=ROOT, check=True,
+                          capture_output=True, text=True)
+    return json.loads(proc.stdout)
+
+
+def run(baseline: Path, n: int, million: bool, zen_leads: int, only: set[str] | None = None) -> dict[str, Any]:
     from benchmarks.run import leads_file, run_bare_json
 
     r: dict[str, Any] = {"leads": n, "load_average_start": os.getloadavg()}
     if million:
         return {**r, **run_million()}
+    for name, module in (("service", "bench_service_wrk"), ("parquet", "bench_parquet")):
+        if only is None or name in only:
+            log(f"targets: {name} ({module})")
+            r[name] = sibling_row(module)
+    if only is not None:
+        r["load_average_end"] = os.getloadavg()
+        return r
     leads = leads_file(n)
     log(f"targets: bare JSON round trip, {n} leads, 1 process")
     r["bare1"] = run_bare_json(leads, 1)
@@ -171,7 +189,44 @@ def table_million(r: dict[str, Any]) -> str:
         f"diff: {d['impact_leads']:,} leads compared, {d['impact_errors']:,} invalid, changed {d['impact_changed']}."])
 
 
+def service_parquet_rows(r: dict[str, Any]) -> list[str]:
+    """The service and Parquet rows of the table (this tree; "today" is the issue's measurement)."""
+    rows = []
+    s = r.get("service")
+    if s:
+        c32, c8, b, bare = s["single_c32"], s["single_c8"], s["batch100_c8"], s["bare_c32"]
+        h = s["healthz"]
+        rows.append(f"| service, single lead, `wrk`, 32 connections (8 connections; bare Starlette, same uvicorn, same "
+                    f"{s['body_bytes']:,} B body, 32 connections) | 2,436 req/s, p99 34.8 ms (8: 2,478 req/s, p99 5.3 ms; "
+                    f"bare 5,990 req/s) (issue) | **{c32['rps']:,.0f} req/s, p50 {c32['p50']:.1f} ms, p99 {c32['p99']:.1f} ms** "
+                    f"(8: {c8['rps']:,.0f} req/s, p50 {c8['p50']:.1f} ms, p99 {c8['p99']:.1f} ms; bare {bare['rps']:,.0f} "
+                    f"req/s, p99 {bare['p99']:.1f} ms) | ≥ 5,000 req/s, p99 < 10 ms | "
+                    f"{_met(c32['rps'] >= 5000 and c32['p99'] < 10)} | `python -m benchmarks.bench_service_wrk` |")
+        rows.append(f"| service, batch of 100, 8 connections | 6,454 decisions/s (issue) | **{b['decisions_per_s']:,.0f} "
+                    f"decisions/s** (p99 {b['p99']:.0f} ms a batch) | ≥ 20,000 decisions/s | "
+                    f"{_met(b['decisions_per_s'] >= 20000)} | same |")
+        rows.append(f"| /healthz while wrk loads decisions at 32 connections: main port / --diagnostic-port | – | p50 "
+                    f"{h['main']['p50']:.1f} / {h['diagnostic']['p50']:.1f} ms, p99 {h['main']['p99']:.1f} / "
+                    f"{h['diagnostic']['p99']:.1f} ms | (p99 < 100 ms, `service_health.py`) | "
+                    f"{_met(max(h['main']['p99'], h['diagnostic']['p99']) < 100)} | same |")
+    else:
+        rows.append("| service rows | 2,436 req/s, p99 34.8 ms; 6,454 decisions/s (issue) | not measured in this run | "
+                    "≥ 5,000 req/s, p99 < 10 ms; ≥ 20,000 decisions/s | – | `python -m benchmarks.bench_service_wrk` |")
+    pq = r.get("parquet")
+    if pq:
+        rows.append(f"| Parquet in → Parquet out vs JSON Lines in → out, {pq['leads']:,} leads, --jobs {pq['jobs']} | – | "
+                    f"**{pq['ratio']:.2f}×** ({pq['parquet_leads_per_s']:,.0f} vs {pq['jsonl_leads_per_s']:,.0f} leads/s) | "
+                    f"≥ 1.5× | {_met(pq['ratio'] >= 1.5)} | `python -m benchmarks.bench_parquet` |")
+    else:
+        rows.append("| Parquet in → Parquet out | – | not measured in this run | ≥ 1.5× JSON Lines | – | "
+                    "`python -m benchmarks.bench_parquet` |")
+    return rows
+
+
 def table(r: dict[str, Any]) -> str:
+    if "bare1" not in r:  # --only service,parquet
+        return "\n".join(["| what | today | now (this run) | target | met | reproduce |", "|---|---:|---:|---:|---|---|",
+                          *service_parquet_rows(r)])
     n = r["leads"]
     bare = n / r["bare1"]["wall_s"]
 
@@ -195,10 +250,7 @@ def table(r: dict[str, Any]) -> str:
                 f"{_met(dn['ratio_full'] >= 0.6)} | `python -m benchmarks.run --quick --only decide` |")
     rows.append(f"| score + stage + route vs hand-written | {dt['ratio_core']:.2f} | **{dn['ratio_core']:.2f}** | ≥ 0.75 | "
                 f"{_met(dn['ratio_core'] >= 0.75)} | same |")
-    rows.append("| service, single lead, `wrk`, 32 connections | 2,436 req/s, p99 34.8 ms (issue) | not measured this round "
-                "(engine/server.py is branch `service`'s) | ≥ 5,000 req/s, p99 < 10 ms | – | – |")
-    rows.append("| service, batch of 100 | 6,454 decisions/s (issue) | not measured this round | ≥ 20,000 decisions/s | – | – |")
-    rows.append("| Parquet in → Parquet out | – | not available (branch `crm` adds the readers) | ≥ 1.5× JSON Lines | – | – |")
+    rows += service_parquet_rows(r)
     zt, zn = r["zen_today"], r["zen_now"]
     rows.append(f"| flat policy vs GoRules Zen (lead dict → decision; JSON line → JSON) | {zt['ratio_dict']:.2f} / "
                 f"{zt['ratio_json']:.2f} | **{zn['ratio_dict']:.2f} / {zn['ratio_json']:.2f}** | ≥ 2 | "
@@ -221,6 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--zen-leads", type=int, default=20_000)
     p.add_argument("--json", metavar="FILE", help="write the raw figures as JSON")
     p.add_argument("--table", metavar="FILE", help="only print the table of figures written earlier with --json")
+    p.add_argument("--only", metavar="ROWS", help="only these rows of this tree: service,parquet")
     a = p.parse_args(argv)
     if a.table:
         r = json.loads(Path(a.table).read_text(encoding="utf-8"))
@@ -228,7 +281,12 @@ def main(argv: list[str] | None = None) -> None:
         return
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
-    r = run(a.baseline.resolve(), a.leads, a.million, a.zen_leads)
+    only = None
+    if a.only:
+        only = {x.strip() for x in a.only.split(",") if x.strip()}
+        if not only or only - {"service", "parquet"}:
+            p.error("--only takes service, parquet or both (comma-separated)")
+    r = run(a.baseline.resolve(), a.leads, a.million, a.zen_leads, only)
     if a.json:
         Path(a.json).write_text(json.dumps(r, indent=2) + "\n", encoding="utf-8")
     print(table_million(r) if a.million else table(r))
