@@ -311,3 +311,34 @@ def test_init_crm_fits_the_preset_to_the_starter_set(tmp_path, monkeypatch):
         result = run("eval", str(DATA / FILES[crm][0]), "--mapping", crm, "--activities", str(DATA / FILES[crm][1]),
                      "--now", NOW, "-j", "1")
         assert result.exit_code == 0 and "2000 records in = 2000 decisions + 0 error records" in result.stderr
+
+
+def test_native_parquet_keeps_nested_fields_like_json_lines(tmp_path):
+    """A Parquet file of native leads (activities as list<struct>, company as struct, nulls where a lead lacks a
+    field) decides byte for byte as the same leads in JSON Lines: nothing nested is dropped."""
+    leads = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((REPO / "scenarios" / "leads").glob("*.json"))]
+    assert any(lead.get("activities") for lead in leads)
+    (tmp_path / "leads.jsonl").write_text("".join(json.dumps(lead) + "\n" for lead in leads), encoding="utf-8")
+    table = pa.Table.from_batches([pa.RecordBatch.from_struct_array(pa.array(leads))])  # columns: every lead's keys
+    pq.write_table(table, tmp_path / "leads.parquet")
+    now = "2026-11-23T09:00:00+10:00"
+    from_json = run("eval", str(tmp_path / "leads.jsonl"), "--now", now)
+    from_parquet = run("eval", str(tmp_path / "leads.parquet"), "--now", now)
+    assert from_json.exit_code == 0 and from_parquet.exit_code == 0, from_parquet.stderr
+    assert from_parquet.stdout == from_json.stdout
+    assert "unused" not in from_parquet.stderr
+
+
+def test_plain_reads_typed_values_in_utc():
+    import datetime as dt
+    from decimal import Decimal
+
+    from engine.crm.records import plain
+
+    local = dt.datetime(2026, 11, 20, 18, 0, tzinfo=dt.timezone(dt.timedelta(hours=10)))
+    row = {"id": "L-1", "at": local, "naive": dt.datetime(2026, 1, 1, 9, 0), "day": dt.date(2026, 1, 2),
+           "n": Decimal("12"), "x": Decimal("1.5"), "gone": None, "acts": [{"type": "call", "url": None}]}
+    assert plain(row) == {"id": "L-1", "at": "2026-11-20T08:00:00+00:00", "naive": "2026-01-01T09:00:00+00:00",
+                          "day": "2026-01-02", "n": 12, "x": 1.5, "acts": [{"type": "call"}]}
+    with pytest.raises(ValueError):
+        plain({"blob": b"\x00"})

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engine.crm.mapping import Context, Mapping, compile_mapping, load_mapping, schema_targets
-from engine.crm.records import InputError, RecordError, read_records
+from engine.crm.records import InputError, RecordError, input_format as detect_format, plain, read_records
 from engine.errors import LeadError
 
 OUTPUT_FORMATS = ("jsonl", "csv", "parquet", "crm-csv")
@@ -35,8 +35,9 @@ def native_mapping(ps: Any) -> Mapping:
 def resolve_mapping(spec: str | None, ps: Any, input_format: str, strict: bool = False,
                     policy_dir: str | None = None) -> Mapping | None:
     """--mapping NAME|FILE (NAME: policy_dir/mappings/NAME.yaml, else the preset); without it, CSV and Parquet
-    are read as native leads, JSON as it is."""
-    if spec == "native" or (spec is None and input_format in ("csv", "parquet")):
+    are read as native leads (CSV: one column per scalar field; Parquet: typed columns, nested lists and
+    structs as they are), JSON as it is."""
+    if spec == "native" or (spec is None and input_format == "csv"):
         mapping = native_mapping(ps)
         mapping.strict = strict
         return mapping
@@ -114,9 +115,10 @@ def source_items(path: str, mapping: Mapping | None, input_format: str | None = 
                  activities: Activities | None = None) -> Iterator[tuple[int, Any]]:
     """(row, item) for `engine.batch.evaluate_items`: a record, a (record, activities) pair, or a read error."""
     id_rule = mapping.rule("id") if mapping is not None else None
+    typed = mapping is None and path != "-" and detect_format(path, input_format) == "parquet"
     for row, record in read_records(path, input_format, encoding):
         if isinstance(record, RecordError) or mapping is None:
-            yield row, record
+            yield row, _native_row(record) if typed and not isinstance(record, RecordError) else record
             continue
         acts = None
         if activities is not None and id_rule is not None:
@@ -126,6 +128,14 @@ def source_items(path: str, mapping: Mapping | None, input_format: str | None = 
                 lead_id = None
             acts = activities.take(lead_id if isinstance(lead_id, str) else None)
         yield row, (record, acts)
+
+
+def _native_row(record: Any) -> Any:
+    """A native lead from a typed (Parquet) row: nulls are absent, timestamps ISO in UTC (`records.plain`)."""
+    try:
+        return plain(record)
+    except ValueError as exc:
+        return RecordError(str(exc))
 
 
 def mapped_lead_texts(paths: Iterable[str], mapping: Mapping | None, input_format: str | None = None,

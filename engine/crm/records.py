@@ -9,9 +9,11 @@ array, the Parquet row.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -261,4 +263,24 @@ def _parquet_records(path: str | Path) -> Iterator[tuple[int, Any]]:
             yield number, row
 
 
-__all__ = ["EXTENSIONS", "FORMATS", "InputError", "RecordError", "input_format", "read_records"]
+def plain(value: Any) -> Any:
+    """A value from Arrow (Parquet, Spark) as JSON data: nulls dropped from objects (a table has every column on
+    every row, so null means absent), instants in UTC (never the local zone), dates ISO, decimals as numbers."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:  # Spark's TIMESTAMP_NTZ: a wall time with no zone is read as UTC, never local
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, (bytes, bytearray)):
+        raise ValueError("binary column values cannot be part of a lead (cast them to string)")
+    return value
+
+
+__all__ = ["EXTENSIONS", "FORMATS", "InputError", "RecordError", "input_format", "plain", "read_records"]

@@ -16,11 +16,10 @@ activities) and never part of a lead.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-from decimal import Decimal
 from typing import Any, Iterator
 
+from engine.crm.records import plain
 from engine.jsonstrict import Decoder
 
 INTERNAL = "_leadops_"
@@ -29,25 +28,6 @@ ACTIVITIES_COLUMN = INTERNAL + "activities"
 TEXT_COLUMN = "value"
 
 _loads = Decoder(nonfinite=True).decode  # NaN/Infinity are left to the lead schema, which names the field
-
-
-def plain(value: Any) -> Any:
-    """A value from Arrow as JSON data: nulls dropped from objects, instants in UTC, decimals as numbers."""
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:  # Spark's TIMESTAMP_NTZ: a wall time with no zone is read as UTC, never local
-            value = value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc).isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, (bytes, bytearray)):
-        raise ValueError("binary column values cannot be part of a lead (cast them to string)")
-    return value
 
 
 def raw_leads(batch: Any, mode: str) -> Iterator[tuple[Any, list[Any] | None, str, Exception | None]]:
