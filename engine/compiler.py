@@ -152,14 +152,10 @@ class Compiler:
                            f"add {KIND_FILES[kind]}.yaml with 'kind: {kind}' (see README: policy format)")
 
     def check_schema(self, kind: str, source: Source) -> bool:
-        errors = sorted(policy_schema(kind).iter_errors(source.data), key=lambda e: list(map(str, e.absolute_path)))
-        for err in _without_typo_echoes(_leaf_errors(errors)):
-            path = tuple(err.absolute_path)
-            message, hint, at_key = _describe_schema_error(err)
-            location = source.key_at(*path, at_key) if at_key else source.at(*path)
-            where = "/".join(map(str, path)) or "(top level)"
-            self.error("SCHEMA001", f"{where}: {message}", location, hint)
-        return not errors
+        found = schema_diagnostics(policy_schema(kind), source.data, lambda path: source.key_at(*path),
+                                   lambda path: source.at(*path))
+        self.diagnostics.extend(found)
+        return not found
 
     # ------------------------------------------------------------ pass 3: model
     def expr(self, source: Source, path: tuple[str | int, ...], text: str) -> Expr:
@@ -694,6 +690,20 @@ def _holiday_hint(country: Any, message: str) -> str:
         return (f"use a subdivision code of {country} from the list above (e.g. {{country: {country}, subdivision: "
                 f"<code>}}), or leave out subdivision for {country}'s national holidays only")
     return "use an ISO 3166-1 country code the holidays library knows (e.g. AU, GB, US) and one of its subdivisions"
+
+
+def schema_diagnostics(validator: Any, data: Any, key_at: Any, at: Any) -> list[Diagnostic]:
+    """SCHEMA001 diagnostics of `data` against a JSON Schema validator, in an author's words: the most specific
+    cause of each error, no echo of a typo, located by `key_at(path)` (a key) or `at(path)` (a value).
+    The one wording for every YAML file kind (policy files here, mapping files in engine/crm)."""
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    out = []
+    for err in _without_typo_echoes(_leaf_errors(errors)):
+        path = tuple(err.absolute_path)
+        message, hint, at_key = _describe_schema_error(err)
+        location = key_at(path + (at_key,)) if at_key else at(path)
+        out.append(Diagnostic("SCHEMA001", f"{'/'.join(map(str, path)) or '(top level)'}: {message}", location, hint))
+    return out
 
 
 def _without_typo_echoes(errors: list[jsonschema.ValidationError]) -> list[jsonschema.ValidationError]:

@@ -958,15 +958,9 @@ def compile_mapping(data: bytes, file: str, policyset: Any, *, strict: bool = Fa
         doc, marks = load_yaml(data, file)
     except YamlError as exc:
         raise PolicyError(exc.diagnostics) from None
-    from engine.compiler import _describe_schema_error, _leaf_errors, _without_typo_echoes
+    from engine.compiler import schema_diagnostics
 
-    problems = []
-    errors = sorted(_schema_validator().iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
-    for err in _without_typo_echoes(_leaf_errors(errors)):
-        where = tuple(err.absolute_path)
-        message, hint, at_key = _describe_schema_error(err)
-        location = marks.key_at(where + (at_key,)) if at_key else marks.at(where)
-        problems.append(Diagnostic("SCHEMA001", f"{'/'.join(map(str, where)) or '(top level)'}: {message}", location, hint))
+    problems = schema_diagnostics(_schema_validator(), doc, marks.key_at, marks.at)
     if problems:
         raise PolicyError(problems)
     return _Builder(doc, marks, policyset).build(doc["name"], (file, data), strict)
