@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -103,9 +104,16 @@ class PolicySet:
 
         `acts`: `activities_by_type(view, now)` when the caller already built it (the diff shares one between
         the two revisions it compares)."""
+        with self.metered():
+            return self._decide(view, now, explain, acts)
+
+    @contextmanager
+    def metered(self) -> Iterator[None]:
+        """Run one lead's rule evaluation under the policy's runtime cost budget (CostLimitError past it).
+        Every caller that runs the rules of one lead goes through this: decisions here, the scorecard's facts."""
         start_meter(self.cost.budget)
         try:
-            return self._decide(view, now, explain, acts)
+            yield
         finally:
             stop_meter()
 

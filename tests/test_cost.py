@@ -131,3 +131,19 @@ def test_example_policy_bound_counts_every_rule(example_ps) -> None:
     kinds = {r.kind for r in bound.rules}
     assert {"scoring", "stage", "routing", "sla", "activity-index"} <= kinds
     assert bound.total == sum(r.cost for r in bound.rules) <= bound.budget
+
+
+def test_every_rule_run_of_one_lead_can_be_metered(example_set: PolicyDir) -> None:
+    """`PolicySet.metered()` is the one way a caller that runs rules itself (the scorecard's facts) gets the
+    same budget as a decision: past it the rules raise CostLimitError; outside it they are unmetered."""
+    from engine.scoring import activities_by_type
+
+    example_set.patch("scoring.yaml", 'where: startswith(activity.url, "/pricing")', 'where: matches(activity.url, "^/pricing")')
+    ps = example_set.load()
+    ps.cost = PolicyCost(ps.cost.rules, budget=200)
+    acts = [{"type": "page_view", "at": (NOW - timedelta(minutes=i)).isoformat(), "url": "/x" * 200} for i in range(50)]
+    view = ps.prepare({"id": "big", "email": "a@b.co", "activities": acts})
+    ps.scoring.evaluate(view, NOW, activities_by_type(view, NOW), None, [])  # unmetered: runs
+    with pytest.raises(LeadError) as info, ps.metered():
+        ps.scoring.evaluate(view, NOW, activities_by_type(view, NOW), None, [])
+    assert info.value.code == sandbox.EVAL_COST

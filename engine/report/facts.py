@@ -89,10 +89,16 @@ class Judge:
 
     def entry(self, raw: Mapping[str, Any], current: Mapping[str, Any] | None, history: History,
               k: int) -> list[dict[str, Any]]:
-        """The fact rows of stage entry `k` (raises LeadError when the lead as it was then is invalid).
+        """The fact rows of stage entry `k` (raises LeadError when the lead as it was then is invalid, and
+        CostLimitError, a LeadError, past the policy's runtime cost budget, as a decision would).
 
         `current`: the lead's view under this revision's lead schema, when already prepared (then the view as it
         was at the entry is a copy with the stage fields replaced, instead of a second validation)."""
+        with self.ps.metered():
+            return self._entry(raw, current, history, k)
+
+    def _entry(self, raw: Mapping[str, Any], current: Mapping[str, Any] | None, history: History,
+               k: int) -> list[dict[str, Any]]:
         ps, entry = self.ps, history.entries[k]
         exit_ = history.entries[k + 1] if k + 1 < len(history.entries) else None
         if current is not None:
