@@ -113,7 +113,9 @@ def rules_1000_dir() -> Path:
         rid = {0: "anz-enterprise", 1: "anz-public-sector"}.get(i, f"route-{i}")  # named by slas.yaml
         routes.append({"id": rid, "when": cond, "assign": {"team": _TEAMS[i % len(_TEAMS)]}})
     routing["rules"] = routes + [fallback]
-    return _write_set({"scoring.yaml": scoring, "routing.yaml": routing}, "r1000")
+    policy_set = _load("leadops.yaml")  # 200 activity rules exceed the example's default cost budget per lead
+    policy_set.setdefault("guard", {})["max_cost_per_lead"] = 50_000_000
+    return _write_set({"scoring.yaml": scoring, "routing.yaml": routing, "leadops.yaml": policy_set}, "r1000")
 
 
 def rule_count(ps: Any) -> int:

@@ -104,8 +104,12 @@ INSTANT_RANGE_TEXT = f"{MIN_DATETIME_YEAR}-01-01T00:00:00Z – {MAX_DATETIME_YEA
 def instant_in_range(value: datetime) -> bool:
     """Is the aware datetime's instant (UTC-normalized, whatever its offset) within the supported range?
 
-    Aware comparisons never overflow, unlike `astimezone` near year 1 or 9999.
+    Aware comparisons never overflow, unlike `astimezone` near year 1 or 9999. A year strictly inside the range
+    settles it without them (a UTC offset moves an instant by less than a day), and aware comparisons across
+    offsets are slow enough to show in every lead's profile (one per timestamp).
     """
+    if MIN_DATETIME_YEAR < value.year < MAX_DATETIME_YEAR:
+        return True
     return MIN_INSTANT <= value <= MAX_INSTANT
 
 
