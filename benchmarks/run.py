@@ -128,7 +128,7 @@ def core_decision(ps: Any) -> Callable[[Any, datetime], Any]:
     def decide(lead: Any, now: datetime) -> Any:
         view = prepare(lead)
         warnings: list[dict[str, str]] = []
-        acts = activities_by_type(view, now)
+        acts = activities_by_type(view, now, ps.activity_kinds)
         score, score_view = scoring.evaluate(view, now, acts, None, warnings)
         stage = stages.evaluate(view, now, score_view, slas.attempt_check(view, now, acts), None, warnings)
         route = routing.evaluate(view, now, score_view, stage["to"], None, warnings)
@@ -241,7 +241,7 @@ def section_simpleeval(results: dict[str, Any], quick: bool) -> None:
             view = ps.prepare(lead)
         except LeadError:
             continue
-        _, score_view = ps.scoring.evaluate(view, NOW, activities_by_type(view, NOW), None, [])
+        _, score_view = ps.scoring.evaluate(view, NOW, activities_by_type(view, NOW, ps.activity_kinds), None, [])
         views.append((view, score_view))
 
     def compiled(view: Any, score: Any) -> None:

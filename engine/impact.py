@@ -575,6 +575,7 @@ class Comparer:
         self.subjects = changed_subjects(changes)
         self.max_examples = max_examples
         self.same_schema = _schema_bytes(base) == _schema_bytes(head)
+        self.kinds = base.activity_kinds | head.activity_kinds  # one activity index serves both revisions
         self.loads = LeadDecoder().decode
 
     def _decide(self, ps: Any, view: Any, acts: Any = None) -> dict[str, Any]:
@@ -599,7 +600,7 @@ class Comparer:
             acts = None
             try:
                 view = self.base.prepare(raw)
-                acts = activities_by_type(view, now)  # a function of the view and `now` only: shared
+                acts = activities_by_type(view, now, self.kinds)  # a function of the view and `now` only: shared
                 a = Outcome.of(self._decide(self.base, view, acts))
             except (LeadopsError, ValueError, TypeError) as exc:
                 view = None

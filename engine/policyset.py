@@ -80,6 +80,7 @@ class PolicySet:
         self.routing = RouteEngine(model.routing, model.teams, model.queues, model.calendars)
         self.slas = SlaEngine(model.slas, model.calendars, model.default_calendar)
         self.cost = policy_cost(model, lead_schema.type)  # worst case per lead; its budget meters every lead
+        self.activity_kinds = activity_kinds(model)  # the activity index holds only the types rules count
         self._last_now: tuple[Any, str] = (None, "")
 
     @classmethod
@@ -101,8 +102,8 @@ class PolicySet:
                           acts: dict[str, list[Any]] | None = None) -> Decision:
         """The decision for a prepared lead; raises CostLimitError (a LeadError, EVAL006) past the cost budget.
 
-        `acts`: `activities_by_type(view, now)` when the caller already built it (the diff shares one between
-        the two revisions it compares)."""
+        `acts`: `activities_by_type(view, now, kinds)` when the caller already built it, for at least this
+        set's `activity_kinds` (the diff shares one between the two revisions it compares)."""
         with self.metered():
             return self._decide(view, now, explain, acts)
 
@@ -116,7 +117,7 @@ class PolicySet:
         trace = Trace() if explain else None
         warnings: list[dict[str, str]] = []
         if acts is None:
-            acts = activities_by_type(view, now)
+            acts = activities_by_type(view, now, self.activity_kinds)
         score, score_view = self.scoring.evaluate(view, now, acts, trace, warnings)
         stage = self.stages.evaluate(view, now, score_view, self.slas.attempt_check(view, now, acts), trace, warnings)
         assignment = self.routing.evaluate(view, now, score_view, stage["to"], trace, warnings)
@@ -151,7 +152,7 @@ class PolicySet:
         now = require_aware(now)
         compiled = compile_expression(source, build_scopes(self.model, self.lead_schema.type)["route"])
         view = self.lead_schema.prepare(lead)
-        acts = activities_by_type(view, now)
+        acts = activities_by_type(view, now, self.activity_kinds)
         _, score_view = self.scoring.evaluate(view, now, acts, None, [])
         stage = self.stages.evaluate(view, now, score_view, self.slas.attempt_check(view, now, acts), None, [])
         value = compiled.fn(view, now, score_view, None, stage["to"])
@@ -170,6 +171,14 @@ class PolicySet:
             "stages": len(m.stages.pipeline) + len(m.stages.detours),
             "routing_rules": len(m.routing), "slas": len(m.slas), "calendars": len(m.calendars),
         }
+
+
+def activity_kinds(model: PolicyModel) -> frozenset[str]:
+    """The activity types a decision counts: scoring's activity rules and the SLAs' attempt rules. Expression
+    helpers (`count_activities`, ...) read the lead's activities through their own index, not this one."""
+    kinds = {r.activity for g in model.scoring.groups for r in g.rules if r.activity is not None}
+    kinds.update(s.attempts.activity for s in model.slas if s.attempts is not None)
+    return frozenset(kinds)
 
 
 class _Metered:

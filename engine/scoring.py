@@ -39,24 +39,30 @@ def clamp(x: float, floor: float | None, cap: float | None) -> float:
     return x
 
 
-def activities_by_type(lead: Mapping[str, Any], now: datetime) -> dict[str, list[Mapping[str, Any]]]:
-    """Index a lead's past activities by type, newest first (done once per lead, shared by every rule)."""
+def activities_by_type(lead: Mapping[str, Any], now: datetime,
+                       kinds: frozenset[str] | None = None) -> dict[str, list[Mapping[str, Any]]]:
+    """Index a lead's past activities by type, newest first (done once per lead, shared by every rule).
+
+    `kinds`: only these types (`PolicySet.activity_kinds`, what the rules count); None: every type. Leads carry
+    many activities no rule counts (opens, views), and sorting them was a tenth of a decision."""
     index: dict[str, list[Mapping[str, Any]]] = {}
     acts = lead.get("activities")
-    if not acts:
+    if not acts or (kinds is not None and not kinds):
         return index
     for a in acts:
+        kind = a["type"]
+        if kinds is not None and kind not in kinds:
+            continue
         at = a["at"]
         if isinstance(at, datetime) and at <= now:
-            items = index.get(a["type"])
+            items = index.get(kind)
             if items is None:
-                index[a["type"]] = [a]
+                index[kind] = [a]
             else:
                 items.append(a)
-    if len(index) < len(acts):  # some type has several activities
-        for items in index.values():
-            if len(items) > 1:
-                items.sort(key=_by_time, reverse=True)
+    for items in index.values():
+        if len(items) > 1:
+            items.sort(key=_by_time, reverse=True)
     return index
 
 

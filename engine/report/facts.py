@@ -112,7 +112,7 @@ class Judge:
         warnings: list[dict[str, str]] = []
         score_view = None  # routing and SLA conditions that never read `score` do not need the lead scored
         if self.needs_score:
-            _, score_view = ps.scoring.evaluate(view, when, activities_by_type(view, when), None, warnings)
+            _, score_view = ps.scoring.evaluate(view, when, activities_by_type(view, when, ps.activity_kinds), None, warnings)
         routed = ps.routing.evaluate(view, when, score_view, entry.stage, None, warnings)
         owned = history.owner_at(when)
         assignment, owner, team = self.assignee(routed, owned.owner if owned else None)
