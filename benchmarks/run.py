@@ -124,11 +124,12 @@ def core_decision(ps: Any) -> Callable[[Any, datetime], Any]:
     from engine.scoring import activities_by_type
 
     prepare, scoring, stages, routing, slas = ps.prepare, ps.scoring, ps.stages, ps.routing, ps.slas
+    kinds = getattr(ps, "activity_kinds", None)  # None (every type) for a baseline tree that predates it
 
     def decide(lead: Any, now: datetime) -> Any:
         view = prepare(lead)
         warnings: list[dict[str, str]] = []
-        acts = activities_by_type(view, now, ps.activity_kinds)
+        acts = activities_by_type(view, now, kinds)
         score, score_view = scoring.evaluate(view, now, acts, None, warnings)
         stage = stages.evaluate(view, now, score_view, slas.attempt_check(view, now, acts), None, warnings)
         route = routing.evaluate(view, now, score_view, stage["to"], None, warnings)
@@ -241,7 +242,7 @@ def section_simpleeval(results: dict[str, Any], quick: bool) -> None:
             view = ps.prepare(lead)
         except LeadError:
             continue
-        _, score_view = ps.scoring.evaluate(view, NOW, activities_by_type(view, NOW, ps.activity_kinds), None, [])
+        _, score_view = ps.scoring.evaluate(view, NOW, activities_by_type(view, NOW, getattr(ps, "activity_kinds", None)), None, [])
         views.append((view, score_view))
 
     def compiled(view: Any, score: Any) -> None:

@@ -3,6 +3,11 @@
     git -C /work/main archive main | (mkdir -p /tmp/leadops-base && tar -x -C /tmp/leadops-base)   # the baseline
     .venv/bin/python -m benchmarks.targets --baseline /tmp/leadops-base                 # 100,000-lead rows (~6 min)
     .venv/bin/python -m benchmarks.targets --baseline /tmp/leadops-base --million      # the 1,000,000-lead rows (now)
+    .venv/bin/python -m benchmarks.targets --baseline /tmp/leadops-base --all --json F  # every row of the issue (~10 min)
+
+`--all` is the issue's whole table in one run: eval and diff over 1,000,000 leads (baseline and now; the eval
+ratio is taken on that file), decide, Zen (baseline and now), the service and Parquet rows (now), next to the
+figures the issue was filed with.
 
 Rows (every figure a ratio measured in this run, or a wall time of this run):
   eval       `leadops eval - --jobs 2` over N generated JSON Lines leads vs one process doing stdlib
@@ -261,6 +266,91 @@ def table(r: dict[str, Any]) -> str:
                               f"Load average at the start: {load}.")
 
 
+# issue 13 as filed ("today" there): the figures this round is measured against, next to the targets
+ISSUE = {
+    "eval_ratio": "0.14–0.22", "eval_million": "100–145 s", "diff_million": "179 s", "full": "0.37", "core": "0.46",
+    "single": "2,436 req/s, p99 34.8 ms", "batch": "6,454 decisions/s", "parquet": "–", "zen": "0.65",
+}
+
+
+def run_all(baseline: Path, zen_leads: int) -> dict[str, Any]:
+    """Every row of the issue in one run: 1,000,000-lead eval/diff, decide and Zen for both trees; service,
+    Parquet for this tree."""
+    from benchmarks.run import leads_file, run_bare_json
+
+    r: dict[str, Any] = {"leads": 1_000_000, "load_average_start": os.getloadavg(), "all": True}
+    big = leads_file(1_000_000)
+    log("targets: bare JSON round trip, 1,000,000 leads, 1 process")
+    r["bare1"] = run_bare_json(big, 1)
+    for kind, row in (("eval", lambda tree: eval_row(big, tree, 2)), ("diff", lambda tree: diff_row(big, tree)),
+                      ("decide", decide_row), ("zen", lambda tree: zen_row(tree, zen_leads, 3))):
+        for name, tree in (("today", baseline), ("now", None)):
+            log(f"targets: {kind} ({name})")
+            r[f"{kind}_{name}"] = row(tree)
+    for name, module in (("service", "bench_service_wrk"), ("parquet", "bench_parquet")):
+        log(f"targets: {name} ({module})")
+        r[name] = sibling_row(module)
+    r["load_average_end"] = os.getloadavg()
+    return r
+
+
+def table_all(r: dict[str, Any]) -> str:
+    """The issue's table: as filed, start of this round (the baseline tree, this run), now (this run), target."""
+    n, bare = r["leads"], r["leads"] / r["bare1"]["wall_s"]
+    et, en, dt, dn = r["eval_today"], r["eval_now"], r["diff_today"], r["diff_now"]
+
+    def eratio(m: dict[str, Any]) -> float:
+        return n / m["wall_s"] / bare
+
+    ct, cn = r["decide_today"], r["decide_now"]
+    zt, zn = r["zen_today"], r["zen_now"]
+    rows = ["| what | as filed | start of this round (this run) | now (this run) | target | met | reproduce |",
+            "|---|---:|---:|---:|---:|---|---|",
+            f"| `leadops eval` JSON Lines, 2 processes, vs one process stdlib `json.loads`+`json.dumps` of the same "
+            f"{n:,} leads (wall; per CPU-second in brackets) | {ISSUE['eval_ratio']} | {eratio(et):.2f} "
+            f"({r['bare1']['cpu_s'] / et['cpu_s']:.2f}) | **{eratio(en):.2f}** ({r['bare1']['cpu_s'] / en['cpu_s']:.2f}) "
+            f"| ≥ 0.5 | {_met(eratio(en) >= 0.5)} | `python -m benchmarks.targets --baseline B --all` |",
+            f"| 1,000,000 generated leads, `eval --jobs 2` (wall; CPU seconds of all processes) | {ISSUE['eval_million']} "
+            f"| {et['wall_s']:.1f} s ({et['cpu_s']:.0f} CPU-s) | **{en['wall_s']:.1f} s** ({en['cpu_s']:.0f} CPU-s) | < 30 s | "
+            f"{_met(en['wall_s'] < 30)} | same (or `--million`) |",
+            f"| `leadops diff` over the same leads | {ISSUE['diff_million']} | {dt['wall_s']:.1f} s ({dt['cpu_s']:.0f} CPU-s) "
+            f"| **{dn['wall_s']:.1f} s** ({dn['cpu_s']:.0f} CPU-s) | < 45 s | {_met(dn['wall_s'] < 45)} | same |",
+            f"| full decision in-process vs hand-written | {ISSUE['full']} | {ct['ratio_full']:.2f} | **{cn['ratio_full']:.2f}** "
+            f"| ≥ 0.6 | {_met(cn['ratio_full'] >= 0.6)} | `python -m benchmarks.run --quick --only decide` |",
+            f"| score + stage + route vs hand-written | {ISSUE['core']} | {ct['ratio_core']:.2f} | **{cn['ratio_core']:.2f}** "
+            f"| ≥ 0.75 | {_met(cn['ratio_core'] >= 0.75)} | same |"]
+    s, pq = r.get("service"), r.get("parquet")
+    if s:
+        c32, c8, b, barec = s["single_c32"], s["single_c8"], s["batch100_c8"], s["bare_c32"]
+        h = s["healthz"]
+        rows += [f"| service, single lead, `wrk`, 32 connections (8 connections; a bare Starlette endpoint on the same server "
+                 f"returning the same {s['body_bytes']:,} B body) | {ISSUE['single']} | see below | **{c32['rps']:,.0f} req/s, p50 "
+                 f"{c32['p50']:.1f} ms, p99 {c32['p99']:.1f} ms** (8: {c8['rps']:,.0f} req/s, p99 {c8['p99']:.1f} ms; bare "
+                 f"{barec['rps']:,.0f} req/s, p99 {barec['p99']:.1f} ms) | ≥ 5,000 req/s, p99 < 10 ms | "
+                 f"{_met(c32['rps'] >= 5000 and c32['p99'] < 10)} | `python -m benchmarks.bench_service_wrk` |",
+                 f"| service, batch of 100, 8 connections | {ISSUE['batch']} | see below | **{b['decisions_per_s']:,.0f} "
+                 f"decisions/s** (p99 {b['p99']:.0f} ms a batch) | ≥ 20,000 decisions/s | "
+                 f"{_met(b['decisions_per_s'] >= 20000)} | same |",
+                 f"| /healthz while wrk loads decisions at 32 connections: main port / --diagnostic-port | – | – | p99 "
+                 f"{h['main']['p99']:.1f} / {h['diagnostic']['p99']:.1f} ms | p99 < 100 ms | "
+                 f"{_met(max(h['main']['p99'], h['diagnostic']['p99']) < 100)} | same |"]
+    if pq:
+        rows.append(f"| Parquet in → Parquet out vs JSON Lines in → out, {pq['leads']:,} leads, --jobs {pq['jobs']} | "
+                    f"{ISSUE['parquet']} | see below | **{pq['ratio']:.2f}×** ({pq['parquet_leads_per_s']:,.0f} vs "
+                    f"{pq['jsonl_leads_per_s']:,.0f} leads/s) | ≥ 1.5× | {_met(pq['ratio'] >= 1.5)} | "
+                    "`python -m benchmarks.bench_parquet` |")
+    rows.append(f"| flat policy vs GoRules Zen's expression engine, lead dict → decision (JSON line → JSON) | {ISSUE['zen']} "
+                f"| {zt['ratio_dict']:.2f} ({zt['ratio_json']:.2f}) | **{zn['ratio_dict']:.2f}** ({zn['ratio_json']:.2f}) | ≥ 2 | "
+                f"{_met(zn['ratio_dict'] >= 2)} | `python -m benchmarks.zen_compare` |")
+    same = et["output_sha_without_revision"] == en["output_sha_without_revision"]
+    load = ", ".join(f"{x:.1f}" for x in r["load_average_start"])
+    end = ", ".join(f"{x:.1f}" for x in r["load_average_end"])
+    return "\n".join(rows) + (f"\n\nEval output of both trees byte-identical apart from `policy_revision`: {same}. "
+                              f"Bare round trip: {r['bare1']['wall_s']:.1f} s, {r['bare1']['cpu_s']:.1f} CPU-s. diff: "
+                              f"{dn['impact_leads']:,} leads compared, {dn['impact_errors']:,} invalid, changed "
+                              f"{dn['impact_changed']}. Load average at the start: {load}; at the end: {end}.")
+
+
 def _met(ok: bool) -> str:
     return "yes" if ok else "**no**"
 
@@ -274,10 +364,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--json", metavar="FILE", help="write the raw figures as JSON")
     p.add_argument("--table", metavar="FILE", help="only print the table of figures written earlier with --json")
     p.add_argument("--only", metavar="ROWS", help="only these rows of this tree: service,parquet")
+    p.add_argument("--all", action="store_true", help="every row of the issue in one run (1,000,000 leads; ~10 min)")
     a = p.parse_args(argv)
     if a.table:
         r = json.loads(Path(a.table).read_text(encoding="utf-8"))
-        print(table_million(r) if "eval_million" in r else table(r))
+        print(table_all(r) if r.get("all") else table_million(r) if "eval_million" in r else table(r))
         return
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
@@ -286,10 +377,13 @@ def main(argv: list[str] | None = None) -> None:
         only = {x.strip() for x in a.only.split(",") if x.strip()}
         if not only or only - {"service", "parquet"}:
             p.error("--only takes service, parquet or both (comma-separated)")
-    r = run(a.baseline.resolve(), a.leads, a.million, a.zen_leads, only)
+    if a.all:
+        r = run_all(a.baseline.resolve(), a.zen_leads)
+    else:
+        r = run(a.baseline.resolve(), a.leads, a.million, a.zen_leads, only)
     if a.json:
         Path(a.json).write_text(json.dumps(r, indent=2) + "\n", encoding="utf-8")
-    print(table_million(r) if a.million else table(r))
+    print(table_all(r) if a.all else table_million(r) if a.million else table(r))
 
 
 if __name__ == "__main__":
