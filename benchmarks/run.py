@@ -119,17 +119,24 @@ def section_load(results: dict[str, Any], quick: bool) -> None:
 # ----------------------------------------------------------------------------------------------- decide
 
 
-def core_decision(ps: Any) -> Callable[[Any, datetime], Any]:
-    """leadops score + stage + route (with the fired rules), without SLAs: evaluate_prepared minus SLAs."""
+def activity_index_of(ps: Any) -> Callable[[Any, datetime], Any]:
+    """`activities_by_type` as the policy set's decisions build it: only the kinds it counts (a baseline tree
+    that predates `PolicySet.activity_kinds` indexes every type)."""
     from engine.scoring import activities_by_type
 
+    kinds = getattr(ps, "activity_kinds", None)
+    return activities_by_type if kinds is None else lambda view, now: activities_by_type(view, now, kinds)
+
+
+def core_decision(ps: Any) -> Callable[[Any, datetime], Any]:
+    """leadops score + stage + route (with the fired rules), without SLAs: evaluate_prepared minus SLAs."""
     prepare, scoring, stages, routing, slas = ps.prepare, ps.scoring, ps.stages, ps.routing, ps.slas
-    kinds = getattr(ps, "activity_kinds", None)  # None (every type) for a baseline tree that predates it
+    index = activity_index_of(ps)
 
     def decide(lead: Any, now: datetime) -> Any:
         view = prepare(lead)
         warnings: list[dict[str, str]] = []
-        acts = activities_by_type(view, now, kinds)
+        acts = index(view, now)
         score, score_view = scoring.evaluate(view, now, acts, None, warnings)
         stage = stages.evaluate(view, now, score_view, slas.attempt_check(view, now, acts), None, warnings)
         route = routing.evaluate(view, now, score_view, stage["to"], None, warnings)
@@ -220,7 +227,6 @@ def section_simpleeval(results: dict[str, Any], quick: bool) -> None:
     from benchmarks.leadgen import generate_leads
     from engine.errors import LeadError
     from engine.expr.functions import HELPERS
-    from engine.scoring import activities_by_type
     from engine.sources import read_directory
 
     files, root = read_directory(ROOT / "policies")
@@ -242,7 +248,7 @@ def section_simpleeval(results: dict[str, Any], quick: bool) -> None:
             view = ps.prepare(lead)
         except LeadError:
             continue
-        _, score_view = ps.scoring.evaluate(view, NOW, activities_by_type(view, NOW, getattr(ps, "activity_kinds", None)), None, [])
+        _, score_view = ps.scoring.evaluate(view, NOW, activity_index_of(ps)(view, NOW), None, [])
         views.append((view, score_view))
 
     def compiled(view: Any, score: Any) -> None:
