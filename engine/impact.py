@@ -576,10 +576,11 @@ class Comparer:
         self.max_examples = max_examples
         self.same_schema = _schema_bytes(base) == _schema_bytes(head)
         self.kinds = base.activity_kinds | head.activity_kinds  # one activity index serves both revisions
+        self.share_score = self.same_schema and base.same_scoring(head)  # then a lead is scored once, not twice
         self.loads = LeadDecoder().decode
 
-    def _decide(self, ps: Any, view: Any, acts: Any = None) -> dict[str, Any]:
-        return ps.evaluate_prepared(view, self.now, acts=acts).to_dict()
+    def _decide(self, ps: Any, view: Any, acts: Any = None, scored: Any = None) -> dict[str, Any]:
+        return ps.evaluate_prepared(view, self.now, acts=acts, scored=scored).to_dict()
 
     def compare(self, items: list[tuple[str, str]]) -> Impact:
         from engine.scoring import activities_by_type
@@ -597,17 +598,19 @@ class Comparer:
                 continue
             a = b = None
             err_a = err_b = ""
-            acts = None
+            acts = scored = None
             try:
                 view = self.base.prepare(raw)
                 acts = activities_by_type(view, now, self.kinds)  # a function of the view and `now` only: shared
-                a = Outcome.of(self._decide(self.base, view, acts))
+                if self.share_score:
+                    scored = self.base.score_once(view, now, acts)
+                a = Outcome.of(self._decide(self.base, view, acts, scored))
             except (LeadopsError, ValueError, TypeError) as exc:
                 view = None
                 err_a = _lead_error(exc)
             try:
                 if self.same_schema and view is not None:
-                    b = Outcome.of(self._decide(self.head, view, acts))
+                    b = Outcome.of(self._decide(self.head, view, acts, scored))
                 else:
                     b = Outcome.of(self._decide(self.head, self.head.prepare(raw)))
             except (LeadopsError, ValueError, TypeError) as exc:

@@ -7,15 +7,15 @@ import json
 import math
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.compiler import compile_policy_files
 from engine.costbound import policy_cost
 from engine.decision import Decision
 from engine.errors import EvaluationError, LeadopsError
 from engine.expr.sandbox import (
-    INSTANT_RANGE_TEXT, MAX_DATETIME_YEAR, MIN_DATETIME_YEAR, encodable_text, instant_in_range, start_meter,
-    stop_meter,
+    INSTANT_RANGE_TEXT, MAX_DATETIME_YEAR, MIN_DATETIME_YEAR, charge, encodable_text, instant_in_range,
+    meter_remaining, start_meter, stop_meter,
 )
 from engine.leads import LeadSchema
 from engine.model import PolicyModel
@@ -99,26 +99,48 @@ class PolicySet:
         return self.evaluate_prepared(view, now, explain)
 
     def evaluate_prepared(self, view: Mapping[str, Any], now: datetime, explain: bool = False, *,
-                          acts: dict[str, list[Any]] | None = None) -> Decision:
+                          acts: dict[str, list[Any]] | None = None, scored: "Scored | None" = None) -> Decision:
         """The decision for a prepared lead; raises CostLimitError (a LeadError, EVAL006) past the cost budget.
 
         `acts`: `activities_by_type(view, now, kinds)` when the caller already built it, for at least this
-        set's `activity_kinds` (the diff shares one between the two revisions it compares)."""
+        set's `activity_kinds` (the diff shares one between the two revisions it compares). `scored`: this
+        lead's `score_once` by a policy set whose scoring equals this one's (`same_scoring`), reused instead of
+        scoring again: its warnings come first and its cost units are charged, as if scored here."""
         with self.metered():
-            return self._decide(view, now, explain, acts)
+            return self._decide(view, now, explain, acts, scored)
 
     def metered(self) -> "_Metered":
         """Run one lead's rule evaluation under the policy's runtime cost budget (CostLimitError past it).
         Every caller that runs the rules of one lead goes through this: decisions here, the scorecard's facts."""
         return _Metered(self.cost.budget)
 
+    def same_scoring(self, other: "PolicySet") -> bool:
+        """Do both sets score every lead alike? The same scoring model (its compiled expression code included,
+        so the lead schemas' types agree too), lead schema and cost budget: then one `score_once` serves both."""
+        return (self.model.scoring == other.model.scoring and self.cost.budget == other.cost.budget
+                and self.lead_schema.schema == other.lead_schema.schema)
+
+    def score_once(self, view: Mapping[str, Any], now: datetime, acts: dict[str, list[Any]]) -> "Scored":
+        """The score of a prepared lead as a piece `evaluate_prepared(scored=)` can reuse (the diff scores a
+        lead once when both revisions score alike). Raises CostLimitError as a decision would."""
+        warnings: list[dict[str, str]] = []
+        with self.metered():
+            score, score_view = self.scoring.evaluate(view, now, acts, None, warnings)
+            units = self.cost.budget - meter_remaining()
+        return Scored(score, score_view, tuple(warnings), units)
+
     def _decide(self, view: Mapping[str, Any], now: datetime, explain: bool,
-                acts: dict[str, list[Any]] | None) -> Decision:
+                acts: dict[str, list[Any]] | None, scored: "Scored | None" = None) -> Decision:
         trace = Trace() if explain else None
         warnings: list[dict[str, str]] = []
         if acts is None:
             acts = activities_by_type(view, now, self.activity_kinds)
-        score, score_view = self.scoring.evaluate(view, now, acts, trace, warnings)
+        if scored is None or trace is not None:
+            score, score_view = self.scoring.evaluate(view, now, acts, trace, warnings)
+        else:
+            charge(scored.units)
+            warnings.extend(scored.warnings)
+            score, score_view = scored.score, dict(scored.view)
         stage = self.stages.evaluate(view, now, score_view, self.slas.attempt_check(view, now, acts), trace, warnings)
         assignment = self.routing.evaluate(view, now, score_view, stage["to"], trace, warnings)
         slas = self.slas.evaluate(view, now, stage, assignment, score_view, trace, warnings)
@@ -179,6 +201,16 @@ def activity_kinds(model: PolicyModel) -> frozenset[str]:
     kinds = {r.activity for g in model.scoring.groups for r in g.rules if r.activity is not None}
     kinds.update(s.attempts.activity for s in model.slas if s.attempts is not None)
     return frozenset(kinds)
+
+
+class Scored(NamedTuple):
+    """One lead's score under one scoring model (`PolicySet.score_once`): the decision's score section, the score
+    view later expressions read, the warnings scoring gave and the cost units it took. Read-only by contract."""
+
+    score: dict[str, Any]
+    view: dict[str, Any]
+    warnings: tuple[dict[str, str], ...]
+    units: int
 
 
 class _Metered:

@@ -750,6 +750,11 @@ def charge(units: int) -> None:
         raise CostLimitError(meter.budget)
 
 
+def meter_remaining() -> int:
+    """The cost units left to the evaluation running on this thread."""
+    return _meter.remaining
+
+
 def string_units(length: int) -> int:
     """Cost units of scanning a string of `length` characters."""
     return 1 + length // STRING_CHARS_PER_UNIT
