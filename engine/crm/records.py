@@ -263,6 +263,63 @@ def _parquet_records(path: str | Path) -> Iterator[tuple[int, Any]]:
             yield number, row
 
 
+def batch_leads(batch: Any) -> list[dict[str, Any] | RecordError]:
+    """The rows of an Arrow record batch as `plain` makes them (equal dicts, same key order), converted a column
+    at a time: each column's type picks its converter once, so a string, number or boolean column costs no
+    per-value Python work and a nested column only the conversion its types need. A row holding a value no
+    lead can hold (binary) becomes a RecordError naming the column, as `plain` reports it."""
+    names = batch.schema.names
+    problems: dict[int, str] = {}
+    columns = []
+    for name, column in zip(names, batch.columns):
+        values = column.to_pylist()
+        convert = _converter(column.type)
+        if convert is not None:
+            values = _converted(values, convert, name, problems)
+        columns.append(values)
+    leads: list[dict[str, Any] | RecordError] = [
+        {k: v for k, v in zip(names, row) if v is not None} for row in zip(*columns)]
+    for index, message in problems.items():
+        leads[index] = RecordError(message)
+    return leads
+
+
+def _converted(values: list[Any], convert: Any, name: str, problems: dict[int, str]) -> list[Any]:
+    try:
+        return [None if v is None else convert(v) for v in values]
+    except ValueError:  # a value no lead can hold: find the rows, each reported once (its first such column)
+        out = []
+        for index, value in enumerate(values):
+            try:
+                out.append(None if value is None else convert(value))
+            except ValueError as exc:
+                problems.setdefault(index, str(exc))
+                out.append(None)
+        return out
+
+
+def _converter(type_: Any) -> Any:
+    """A function turning one non-null Python value of this Arrow type into what `plain` makes of it, or None
+    where the value is already JSON data (strings, numbers, booleans)."""
+    import pyarrow.types as t
+
+    if t.is_string(type_) or t.is_large_string(type_) or t.is_boolean(type_) or t.is_integer(type_) \
+            or t.is_floating(type_) or t.is_null(type_):
+        return None
+    if t.is_struct(type_):
+        fields = [(type_.field(i).name, _converter(type_.field(i).type)) for i in range(type_.num_fields)]
+        if all(convert is None for _, convert in fields):
+            return lambda d: {k: v for k, v in d.items() if v is not None}
+        plainers = dict(fields)
+        return lambda d: {k: v if plainers[k] is None else plainers[k](v) for k, v in d.items() if v is not None}
+    if t.is_list(type_) or t.is_large_list(type_) or t.is_fixed_size_list(type_):
+        item = _converter(type_.value_type)
+        if item is None:
+            return None
+        return lambda items: [None if v is None else item(v) for v in items]
+    return plain  # instants, dates, decimals, maps, binary (refused): value by value
+
+
 def plain(value: Any) -> Any:
     """A value from Arrow (Parquet, Spark) as JSON data: nulls dropped from objects (a table has every column on
     every row, so null means absent), instants in UTC (never the local zone), dates ISO, decimals as numbers."""
@@ -283,4 +340,4 @@ def plain(value: Any) -> Any:
     return value
 
 
-__all__ = ["EXTENSIONS", "FORMATS", "InputError", "RecordError", "input_format", "plain", "read_records"]
+__all__ = ["EXTENSIONS", "FORMATS", "InputError", "RecordError", "batch_leads", "input_format", "plain", "read_records"]
