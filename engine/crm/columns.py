@@ -129,10 +129,16 @@ def _bitmap(bits: str) -> pa.Buffer:
 def _strings(name: str, rows: list[dict[str, Any]]) -> pa.Array:
     values = [row[name] for row in rows]
     nulls = values.count(None)
-    encoded = [b"" if v is None else v.encode("utf-8") for v in values]
+    texts = ["" if v is None else v for v in values] if nulls else values
+    data = "".join(texts)
+    if data.isascii():  # one character, one byte: the offsets are the lengths of the texts
+        lengths, blob = map(len, texts), data.encode("ascii")
+    else:
+        encoded = [text.encode("utf-8") for text in texts]
+        lengths, blob = map(len, encoded), b"".join(encoded)
     validity = _bitmap("".join("0" if v is None else "1" for v in values)) if nulls else None
-    offsets = array("i", accumulate(map(len, encoded), initial=0))
-    return pa.Array.from_buffers(pa.string(), len(values), [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))],
+    offsets = array("i", accumulate(lengths, initial=0))
+    return pa.Array.from_buffers(pa.string(), len(values), [validity, pa.py_buffer(offsets), pa.py_buffer(blob)],
                                  null_count=nulls)
 
 

@@ -272,6 +272,9 @@ def batch_leads(batch: Any) -> list[dict[str, Any] | RecordError]:
     problems: dict[int, str] = {}
     columns = []
     for name, column in zip(names, batch.columns):
+        if _is_list_of_flat_structs(column.type):
+            columns.append(_struct_lists(column))
+            continue
         values = column.to_pylist()
         convert = _converter(column.type)
         if convert is not None:
@@ -282,6 +285,36 @@ def batch_leads(batch: Any) -> list[dict[str, Any] | RecordError]:
     for index, message in problems.items():
         leads[index] = RecordError(message)
     return leads
+
+
+def _is_list_of_flat_structs(type_: Any) -> bool:
+    """list<struct<...>> whose fields are all strings, numbers or booleans (activities, sla_pauses)."""
+    import pyarrow.types as t
+
+    if not (t.is_list(type_) or t.is_large_list(type_)) or not t.is_struct(type_.value_type):
+        return False
+    struct = type_.value_type
+    return all(_converter(struct.field(i).type) is None for i in range(struct.num_fields))
+
+
+def _struct_lists(column: Any) -> list[Any]:
+    """A list<struct> column's values as `plain` makes them, built from the struct's field columns: each element
+    dict holds only its non-null fields from the start (to_pylist would build every field, then drop nulls)."""
+    items = column.flatten()  # every element of every list, in order (slicing and null lists accounted for)
+    names = [items.type.field(i).name for i in range(items.type.num_fields)]
+    elements: list[Any] = [{k: v for k, v in zip(names, values) if v is not None}
+                           for values in zip(*(field.to_pylist() for field in items.flatten()))]
+    if items.null_count:  # a null element stays null, as in plain
+        elements = [e if valid else None for e, valid in zip(elements, items.is_valid().to_pylist())]
+    out: list[Any] = []
+    start = 0
+    for length in column.value_lengths().to_pylist():
+        if length is None:
+            out.append(None)
+        else:
+            out.append(elements[start:start + length])
+            start += length
+    return out
 
 
 def _converted(values: list[Any], convert: Any, name: str, problems: dict[int, str]) -> list[Any]:
