@@ -57,6 +57,10 @@ def _instant(text: str) -> Any:
     return parse_instant(text)
 
 
+_groups_json = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode  # == json.dumps(.., same options),
+# without building an encoder per decision
+
+
 def flatten_decision(decision: dict[str, Any]) -> dict[str, Any]:
     """One decision (`Decision.to_dict()`) as the flat columns of DECISION_COLUMNS, in that order."""
     score, stage, route = decision["score"], decision["stage"], decision["route"]
@@ -66,7 +70,7 @@ def flatten_decision(decision: dict[str, Any]) -> dict[str, Any]:
         "lead_id": decision["lead_id"],
         "score": float(score["total"]),
         "grade": score.get("grade"),
-        "score_groups": json.dumps(score.get("groups", {}), separators=(",", ":"), sort_keys=True),
+        "score_groups": _groups_json(score.get("groups", {})),
         "stage": stage["to"],
         "stage_from": stage["from"],
         "stage_changed": bool(stage["changed"]),
