@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 
 from engine.crm.columns import decision_batch
-from engine.crm.records import PARQUET_BATCH, InputError, batch_leads
+from engine.crm.records import batch_leads, parquet_batches
 
 
 class DecidedBatch(NamedTuple):
@@ -30,17 +30,11 @@ class DecidedBatch(NamedTuple):
         return _read_ipc(self.columns)
 
 
-def parquet_batches(path: str | Path, rows: int = PARQUET_BATCH) -> Iterator[tuple[int, bytes]]:
+def ipc_batches(path: str | Path) -> Iterator[tuple[int, bytes]]:
     """(number of the batch's first row, the batch as Arrow IPC bytes) for each batch of a Parquet file, streamed
     (rows are numbered from 1, as `records.read_records` numbers them)."""
-    import pyarrow.parquet as pq
-
-    try:
-        source = pq.ParquetFile(str(path))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{path}: not a Parquet file ({exc})") from None
     first = 1
-    for batch in source.iter_batches(batch_size=rows):
+    for batch in parquet_batches(path):
         yield first, _ipc(batch)
         first += batch.num_rows
 
@@ -67,4 +61,4 @@ def _read_ipc(data: bytes) -> pa.RecordBatch:
     return pa.ipc.open_stream(data).read_next_batch()
 
 
-__all__ = ["DecidedBatch", "decide_batch", "parquet_batches"]
+__all__ = ["DecidedBatch", "decide_batch", "ipc_batches"]

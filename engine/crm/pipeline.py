@@ -140,9 +140,9 @@ def evaluate_source(ps: Any, path: str, mapping: Mapping | None, target: "Output
     from engine.batch import evaluate_items
 
     if mapping is None and target.fmt == "parquet" and path != "-" and detect_format(path, input_format) == "parquet":
-        from engine.crm.arrowbatch import decide_batch, parquet_batches
+        from engine.crm.arrowbatch import decide_batch, ipc_batches
 
-        return evaluate_items(ps, parquet_batches(path), target.write, now, explain=explain, fmt="rows", jobs=jobs,
+        return evaluate_items(ps, ipc_batches(path), target.write, now, explain=explain, fmt="rows", jobs=jobs,
                               task=decide_batch)
     items = source_items(path, mapping, input_format, encoding, activities)
     return evaluate_items(ps, items, target.write, now, explain=explain, fmt=fmt, jobs=jobs, mapping=mapping)

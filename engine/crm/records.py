@@ -248,7 +248,8 @@ def _json_records(path: str | Path, encoding: str | None) -> Iterator[tuple[int,
             f"element {number} must be a JSON object, got {type(value).__name__}", "LEAD000")
 
 
-def _parquet_records(path: str | Path) -> Iterator[tuple[int, Any]]:
+def parquet_batches(path: str | Path) -> Iterator[Any]:
+    """The record batches of a Parquet file (PARQUET_BATCH rows each), streamed; InputError if it is not one."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -256,8 +257,12 @@ def _parquet_records(path: str | Path) -> Iterator[tuple[int, Any]]:
         source = pq.ParquetFile(str(path))
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{path}: not a Parquet file ({exc})") from None
+    return source.iter_batches(batch_size=PARQUET_BATCH)
+
+
+def _parquet_records(path: str | Path) -> Iterator[tuple[int, Any]]:
     number = 0
-    for batch in source.iter_batches(batch_size=PARQUET_BATCH):
+    for batch in parquet_batches(path):
         for row in batch.to_pylist():
             number += 1
             yield number, row
@@ -373,4 +378,5 @@ def plain(value: Any) -> Any:
     return value
 
 
-__all__ = ["EXTENSIONS", "FORMATS", "InputError", "RecordError", "batch_leads", "input_format", "plain", "read_records"]
+__all__ = ["EXTENSIONS", "FORMATS", "InputError", "RecordError", "batch_leads", "input_format", "parquet_batches",
+           "plain", "read_records"]
