@@ -379,8 +379,7 @@ def _eval_records(ps: "engine.PolicySet", path: str, when: datetime, fmt: str, e
                   encoding: str | None, strict: bool, out_file: str | None, output_format: str | None,
                   policies: str | None = None) -> None:
     """A batch read through engine/crm: records -> (mapping) -> decisions in input order -> the chosen output."""
-    from engine.batch import evaluate_items
-    from engine.crm.pipeline import Output, output_format as out_format, source_items, unused_report
+    from engine.crm.pipeline import Output, evaluate_source, output_format as out_format, unused_report
     from engine.crm.records import InputError
 
     if path != "-" and not Path(path).is_file():
@@ -389,10 +388,10 @@ def _eval_records(ps: "engine.PolicySet", path: str, when: datetime, fmt: str, e
     try:
         target = Output(out_file, out_format(out_file, output_format), mapping)
         batch_fmt = "text" if fmt == "text" and target.batch_fmt == "json" else target.batch_fmt
-        items = source_items(path, mapping, input_format if path != "-" else (input_format or "jsonl"), encoding, acts)
         try:
-            result = evaluate_items(ps, items, target.write, when, explain=explain, fmt=batch_fmt, jobs=jobs,
-                                    mapping=mapping)
+            result = evaluate_source(ps, path, mapping, target, when, input_format=input_format if path != "-"
+                                     else (input_format or "jsonl"), encoding=encoding, activities=acts,
+                                     explain=explain, fmt=batch_fmt, jobs=jobs)
         finally:
             target.close()
     except InputError as exc:

@@ -193,9 +193,9 @@ def _init_worker(files: dict[str, bytes], root: str, revision: str, now: datetim
     _WORKER = _Evaluator(ps, now, explain, fmt, mapping)
 
 
-def _run_chunk(chunk: list[tuple[int, Any]]) -> tuple[Any, int, int, dict[str, int]]:
+def _run_chunk(chunk: Any, task: Any = None) -> tuple[Any, int, int, dict[str, int]]:
     assert _WORKER is not None, "worker not initialised"
-    return _WORKER.run(chunk)
+    return _WORKER.run(chunk) if task is None else task(_WORKER, chunk)
 
 
 def _chunks(lines: Iterable[tuple[int, str]], size: int) -> Iterator[list[tuple[int, str]]]:
@@ -252,12 +252,17 @@ class BatchResult:
 
 def evaluate_items(ps: Any, items: Iterable[tuple[int, Any]], emit_output: Any, now: datetime, *,
                    explain: bool = False, fmt: str = "json", jobs: int | None = None, chunk_size: int = DEFAULT_CHUNK,
-                   progress: bool | None = None, mapping: Any = None) -> BatchResult:
+                   progress: bool | None = None, mapping: Any = None, task: Any = None) -> BatchResult:
     """Evaluate numbered items (JSON lines, records, (record, activities) pairs with `mapping`, read errors) in
     input order; `emit_output` receives each chunk's output in order (text, or with fmt="rows" a list of
-    ("decision", flat columns) / ("error", error record))."""
+    ("decision", flat columns) / ("error", error record)).
+
+    `task`: a module-level function (evaluator, chunk) -> (output, evaluated, failed, unused); with it, each
+    item is a whole chunk handed to it as it is, in a worker (e.g. an Arrow record batch,
+    `engine.crm.arrowbatch`)."""
     jobs = default_jobs() if not jobs or jobs < 1 else jobs
-    chunks = _chunks(items, max(1, chunk_size))
+    chunks = _chunks(items, max(1, chunk_size)) if task is None else iter(items)
+    run = _Evaluator.run if task is None else task
     bar = _progress(progress)
     result = BatchResult()
 
@@ -279,11 +284,11 @@ def evaluate_items(ps: Any, items: Iterable[tuple[int, Any]], emit_output: Any, 
         second = next(chunks, None)
         if jobs == 1 or second is None:
             local = _Evaluator(ps, now, explain, fmt, mapping)
-            emit(local.run(first))
+            emit(run(local, first))
             if second is not None:
-                emit(local.run(second))
+                emit(run(local, second))
                 for chunk in chunks:
-                    emit(local.run(chunk))
+                    emit(run(local, chunk))
             return result
         for stream in (sys.stdout, sys.stderr):  # a forked worker must not inherit unflushed output
             stream.flush()
@@ -296,12 +301,12 @@ def evaluate_items(ps: Any, items: Iterable[tuple[int, Any]], emit_output: Any, 
         window = 2 * jobs + 2
         with ctx.Pool(jobs, initializer=_init_worker, initargs=args) as pool:
             pending: deque[Any] = deque()
-            pending.append(pool.apply_async(_run_chunk, (first,)))
-            pending.append(pool.apply_async(_run_chunk, (second,)))
+            pending.append(pool.apply_async(_run_chunk, (first, task)))
+            pending.append(pool.apply_async(_run_chunk, (second, task)))
             for chunk in chunks:
                 while len(pending) >= window:
                     emit(pending.popleft().get())
-                pending.append(pool.apply_async(_run_chunk, (chunk,)))
+                pending.append(pool.apply_async(_run_chunk, (chunk, task)))
             while pending:
                 emit(pending.popleft().get())
         return result

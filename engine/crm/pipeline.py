@@ -130,6 +130,24 @@ def source_items(path: str, mapping: Mapping | None, input_format: str | None = 
         yield row, (record, acts)
 
 
+def evaluate_source(ps: Any, path: str, mapping: Mapping | None, target: "Output", now: Any, *,
+                    input_format: str | None = None, encoding: str | None = None,
+                    activities: Activities | None = None, explain: bool = False, fmt: str = "json",
+                    jobs: int | None = None) -> Any:
+    """Every record of one lead file decided into `target`, in input order (`engine.batch.evaluate_items`; its
+    BatchResult). Native Parquet leads to Parquet decisions travel as Arrow batches (`engine.crm.arrowbatch`),
+    everything else record by record (`source_items`)."""
+    from engine.batch import evaluate_items
+
+    if mapping is None and target.fmt == "parquet" and path != "-" and detect_format(path, input_format) == "parquet":
+        from engine.crm.arrowbatch import decide_batch, ipc_batches
+
+        return evaluate_items(ps, ipc_batches(path), target.write, now, explain=explain, fmt="rows", jobs=jobs,
+                              task=decide_batch)
+    items = source_items(path, mapping, input_format, encoding, activities)
+    return evaluate_items(ps, items, target.write, now, explain=explain, fmt=fmt, jobs=jobs, mapping=mapping)
+
+
 def _native_row(record: Any) -> Any:
     """A native lead from a typed (Parquet) row: nulls are absent, timestamps ISO in UTC (`records.plain`)."""
     try:
@@ -206,15 +224,21 @@ class Output:
         self.batch_fmt = "json" if fmt == "jsonl" else "rows"
 
     def write(self, output: Any) -> None:
-        """One chunk of `evaluate_items` output."""
+        """One chunk of `evaluate_items` output (a worker's DecidedBatch on the Arrow path)."""
         if self.batch_fmt != "rows":
             assert self._stream is not None
             self._stream.write(output)
             return
-        self.writer.write(flat for kind, flat in output if kind == "decision")
-        for kind, record in output:
-            if kind == "error":
-                self._error(record)
+        from engine.crm.arrowbatch import DecidedBatch
+
+        if isinstance(output, DecidedBatch):
+            self.writer.write_batch(output.record_batch())
+            errors = output.errors
+        else:
+            self.writer.write(flat for kind, flat in output if kind == "decision")
+            errors = [record for kind, record in output if kind == "error"]
+        for record in errors:
+            self._error(record)
 
     def _error(self, record: dict[str, Any]) -> None:
         if self._errors is None:
@@ -246,4 +270,4 @@ def unused_report(unused: dict[str, int], limit: int = 20) -> str:
 
 
 __all__ = ["Activities", "OUTPUT_FORMATS", "Output", "mapped_lead_texts", "native_mapping", "output_format",
-           "read_activities", "resolve_mapping", "source_items", "unused_report"]
+           "evaluate_source", "read_activities", "resolve_mapping", "source_items", "unused_report"]

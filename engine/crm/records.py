@@ -248,7 +248,8 @@ def _json_records(path: str | Path, encoding: str | None) -> Iterator[tuple[int,
             f"element {number} must be a JSON object, got {type(value).__name__}", "LEAD000")
 
 
-def _parquet_records(path: str | Path) -> Iterator[tuple[int, Any]]:
+def parquet_batches(path: str | Path) -> Iterator[Any]:
+    """The record batches of a Parquet file (PARQUET_BATCH rows each), streamed; InputError if it is not one."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -256,11 +257,105 @@ def _parquet_records(path: str | Path) -> Iterator[tuple[int, Any]]:
         source = pq.ParquetFile(str(path))
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{path}: not a Parquet file ({exc})") from None
+    return source.iter_batches(batch_size=PARQUET_BATCH)
+
+
+def _parquet_records(path: str | Path) -> Iterator[tuple[int, Any]]:
     number = 0
-    for batch in source.iter_batches(batch_size=PARQUET_BATCH):
+    for batch in parquet_batches(path):
         for row in batch.to_pylist():
             number += 1
             yield number, row
+
+
+def batch_leads(batch: Any) -> list[dict[str, Any] | RecordError]:
+    """The rows of an Arrow record batch as `plain` makes them (equal dicts, same key order), converted a column
+    at a time: each column's type picks its converter once, so a string, number or boolean column costs no
+    per-value Python work and a nested column only the conversion its types need. A row holding a value no
+    lead can hold (binary) becomes a RecordError naming the column, as `plain` reports it."""
+    names = batch.schema.names
+    problems: dict[int, str] = {}
+    columns = []
+    for name, column in zip(names, batch.columns):
+        if _is_list_of_flat_structs(column.type):
+            columns.append(_struct_lists(column))
+            continue
+        values = column.to_pylist()
+        convert = _converter(column.type)
+        if convert is not None:
+            values = _converted(values, convert, name, problems)
+        columns.append(values)
+    leads: list[dict[str, Any] | RecordError] = [
+        {k: v for k, v in zip(names, row) if v is not None} for row in zip(*columns)]
+    for index, message in problems.items():
+        leads[index] = RecordError(message)
+    return leads
+
+
+def _is_list_of_flat_structs(type_: Any) -> bool:
+    """list<struct<...>> whose fields are all strings, numbers or booleans (activities, sla_pauses)."""
+    import pyarrow.types as t
+
+    if not (t.is_list(type_) or t.is_large_list(type_)) or not t.is_struct(type_.value_type):
+        return False
+    struct = type_.value_type
+    return all(_converter(struct.field(i).type) is None for i in range(struct.num_fields))
+
+
+def _struct_lists(column: Any) -> list[Any]:
+    """A list<struct> column's values as `plain` makes them, built from the struct's field columns: each element
+    dict holds only its non-null fields from the start (to_pylist would build every field, then drop nulls)."""
+    items = column.flatten()  # every element of every list, in order (slicing and null lists accounted for)
+    names = [items.type.field(i).name for i in range(items.type.num_fields)]
+    elements: list[Any] = [{k: v for k, v in zip(names, values) if v is not None}
+                           for values in zip(*(field.to_pylist() for field in items.flatten()))]
+    if items.null_count:  # a null element stays null, as in plain
+        elements = [e if valid else None for e, valid in zip(elements, items.is_valid().to_pylist())]
+    out: list[Any] = []
+    start = 0
+    for length in column.value_lengths().to_pylist():
+        if length is None:
+            out.append(None)
+        else:
+            out.append(elements[start:start + length])
+            start += length
+    return out
+
+
+def _converted(values: list[Any], convert: Any, name: str, problems: dict[int, str]) -> list[Any]:
+    try:
+        return [None if v is None else convert(v) for v in values]
+    except ValueError:  # a value no lead can hold: find the rows, each reported once (its first such column)
+        out = []
+        for index, value in enumerate(values):
+            try:
+                out.append(None if value is None else convert(value))
+            except ValueError as exc:
+                problems.setdefault(index, str(exc))
+                out.append(None)
+        return out
+
+
+def _converter(type_: Any) -> Any:
+    """A function turning one non-null Python value of this Arrow type into what `plain` makes of it, or None
+    where the value is already JSON data (strings, numbers, booleans)."""
+    import pyarrow.types as t
+
+    if t.is_string(type_) or t.is_large_string(type_) or t.is_boolean(type_) or t.is_integer(type_) \
+            or t.is_floating(type_) or t.is_null(type_):
+        return None
+    if t.is_struct(type_):
+        fields = [(type_.field(i).name, _converter(type_.field(i).type)) for i in range(type_.num_fields)]
+        if all(convert is None for _, convert in fields):
+            return lambda d: {k: v for k, v in d.items() if v is not None}
+        plainers = dict(fields)
+        return lambda d: {k: v if plainers[k] is None else plainers[k](v) for k, v in d.items() if v is not None}
+    if t.is_list(type_) or t.is_large_list(type_) or t.is_fixed_size_list(type_):
+        item = _converter(type_.value_type)
+        if item is None:
+            return None
+        return lambda items: [None if v is None else item(v) for v in items]
+    return plain  # instants, dates, decimals, maps, binary (refused): value by value
 
 
 def plain(value: Any) -> Any:
@@ -283,4 +378,5 @@ def plain(value: Any) -> Any:
     return value
 
 
-__all__ = ["EXTENSIONS", "FORMATS", "InputError", "RecordError", "input_format", "plain", "read_records"]
+__all__ = ["EXTENSIONS", "FORMATS", "InputError", "RecordError", "batch_leads", "input_format", "parquet_batches",
+           "plain", "read_records"]
