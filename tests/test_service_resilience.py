@@ -83,11 +83,13 @@ def _post_async(url: str, payload: dict, out: list, timeout: float = 30) -> thre
 
 
 def test_healthz_and_metrics_answer_while_a_costly_decision_runs(keys, bundle):
-    """Before: decisions ran on the event loop, so /healthz waited for the whole 2 s lead."""
+    """Before: decisions ran on the event loop, so /healthz waited for the whole 2 s lead. Batches run on the
+    worker pool (a single lead in a small body is decided on the loop, bounded by the policy's cost budget)."""
     app = create_app(bundle, keys.public_path, loader=slow_loader, watch=False, workers=2)
     with BackgroundServer(app) as srv, httpx.Client(base_url=srv.url, timeout=10) as c:
         out: list = []
-        threads = [_post_async(srv.url, {"lead": {**LEADS[0], "id": "spin-2000"}, "now": NOW}, out) for _ in range(2)]
+        threads = [_post_async(srv.url, {"leads": [{**LEADS[0], "id": "spin-2000"}], "now": NOW}, out)
+                   for _ in range(2)]
         time.sleep(0.3)  # both workers are busy burning CPU
         latencies = []
         for path in ("/healthz", "/metrics") * 5:
@@ -125,7 +127,7 @@ def test_overload_is_shed_with_503_and_retry_after(keys, bundle):
     app = create_app(bundle, keys.public_path, loader=slow_loader, watch=False, workers=1, max_pending=1)
     with BackgroundServer(app) as srv, httpx.Client(base_url=srv.url, timeout=10) as c:
         out: list = []
-        t = _post_async(srv.url, {"lead": {**LEADS[0], "id": "spin-800"}, "now": NOW}, out)
+        t = _post_async(srv.url, {"leads": [{**LEADS[0], "id": "spin-800"}], "now": NOW}, out)
         wait_for(lambda: c.get("/healthz").json()["in_flight"]["requests"] == 1)
         r = c.post("/v1/decisions", json={"lead": LEADS[2], "now": NOW})
         assert r.status_code == 503 and r.json()["error"]["code"] == "overloaded" and r.headers["retry-after"] == "1"
