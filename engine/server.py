@@ -62,9 +62,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine.admission import BudgetExhausted, ByteBudget, DeadlineExceeded, Job, BodyHold
-from engine.auditlog import AuditLogUnavailable, DecisionLog
-from engine.bundle import BundleError, canonical_json
+from engine.auditlog import AuditLogUnavailable, DecisionLog, canonical_bytes
+from engine.bundle import BundleError
 from engine import jsonstrict
+from engine.fastjson import compact_bytes
 from engine.connections import ConnectionLimits, uvicorn_options
 from engine.errors import LeadError, LeadopsError, PolicyError
 from engine.expr.sandbox import MAX_DATETIME_YEAR, MIN_DATETIME_YEAR
@@ -167,7 +168,7 @@ def _iso(dt: datetime) -> str:
 
 def input_hash(lead: Any) -> str:
     try:
-        return "sha256:" + hashlib.sha256(canonical_json(lead)).hexdigest()
+        return "sha256:" + hashlib.sha256(canonical_bytes(lead)).hexdigest()
     except (TypeError, ValueError):
         return "sha256:" + hashlib.sha256(repr(lead).encode()).hexdigest()
 
@@ -497,11 +498,12 @@ class PolicyService:
             results.append(entry)
         return results
 
-    def log_records(self, active: Active, leads: list[Any], results: list[dict[str, Any]],
-                    now: datetime) -> list[dict[str, Any]]:
-        """The audit records of answered decisions, personal data masked unless `log_personal_data`."""
+    def log_lines(self, active: Active, leads: list[Any], results: list[dict[str, Any]], now: datetime) -> bytes:
+        """The audit records of answered decisions, one canonical JSON line each, personal data masked unless
+        `log_personal_data` (a decision is walked by the masker only when its line holds a personal value)."""
         stamp = _iso(self.clock())
-        records = []
+        masker = active.masker
+        lines = []
         for lead, entry in zip(leads, results):
             record: dict[str, Any] = {
                 "time": stamp,
@@ -512,11 +514,15 @@ class PolicyService:
                 "now": _iso(now),
             }
             if "decision" in entry:
-                record["decision"] = active.masker.for_lead(lead)(entry["decision"])
+                record["decision"] = entry["decision"]
             else:
-                record["error"] = entry["error"]
-            records.append(record)
-        return records
+                record["error"] = entry["error"]  # masked when it was made
+            line = canonical_bytes(record)
+            if "decision" in record and masker.may_touch(lead, line):
+                record["decision"] = masker.for_lead(lead)(entry["decision"])
+                line = canonical_bytes(record)
+            lines.append(line + b"\n")
+        return b"".join(lines)
 
     def close(self) -> None:
         if self.decision_log is not None:
@@ -600,8 +606,9 @@ def parse_now(value: Any) -> datetime:
 
 
 def _render(content: Any) -> bytes:
-    """The JSON bytes Starlette's JSONResponse would send; raises ValueError for what JSON cannot carry."""
-    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    """The JSON bytes Starlette's JSONResponse would send (orjson where it writes the same bytes); raises
+    UnicodeEncodeError for a lone surrogate. Non-finite numbers never reach an answer: see `canonical_bytes`."""
+    return compact_bytes(content)
 
 
 _UNENCODABLE = {
@@ -703,11 +710,11 @@ def decide_parsed(service: PolicyService, active: Active, request: tuple[bool, l
     results = service.decide(active, leads, now, explain, mapping, job)
     meta = {"revision": active.revision, "sequence": active.sequence, "now": now.isoformat()}  # = evaluated_at
     status, content = _render_results(single, meta, results)
-    records = service.log_records(active, leads, results, now) if service.decision_log is not None else []
+    lines = service.log_lines(active, leads, results, now) if service.decision_log is not None else b""
     if not job.commit():
         raise DeadlineExceeded()
     if service.decision_log is not None:
-        service.decision_log.write(records)
+        service.decision_log.write_lines(lines)
     return status, content
 
 

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 import engine
+from engine.auditlog import MOVED_CHECK_INTERVAL
 from engine.bundle import build_bundle
 from engine.connections import ConnectionLimits
 from engine.server import BackgroundServer, create_app
@@ -267,11 +268,15 @@ def test_renamed_or_deleted_log_is_reopened(keys, bundle, tmp_path):
 
         post("one")
         log_path.rename(tmp_path / "decisions.jsonl.1")
+        post("one-b")  # within MOVED_CHECK_INTERVAL of the rename: still the renamed file, whole
+        time.sleep(MOVED_CHECK_INTERVAL + 0.1)
         post("two")
+        time.sleep(MOVED_CHECK_INTERVAL + 0.1)
         log_path.unlink()
+        time.sleep(MOVED_CHECK_INTERVAL + 0.1)
         post("three")
     ids = lambda p: [json.loads(line)["lead_id"] for line in p.read_text().splitlines()]  # noqa: E731
-    assert ids(tmp_path / "decisions.jsonl.1") == ["one"]
+    assert ids(tmp_path / "decisions.jsonl.1") == ["one", "one-b"]
     assert ids(log_path) == ["three"]  # "two" went to the file that was then deleted, as logrotate intends
 
 
