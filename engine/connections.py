@@ -146,6 +146,43 @@ class GuardedH11Protocol(_Guard, H11Protocol):
         return self.conn.their_state is h11.IDLE and (self.cycle is None or self.cycle.response_complete)
 
 
+class _OneSendPerResponse:
+    """The transport as one response's cycle sees it: its status line and headers wait for its first body bytes.
+
+    uvicorn writes them separately, and with TCP_NODELAY each write is its own send() and segment: for a small
+    answer that doubled the system calls and the client's wake-ups (profiled: a fifth of a request's time).
+    Only that first write is held; later ones (streamed bodies) pass straight through, and close() sends what
+    is held first. A ``100 Continue`` interim response is never held (the client waits for it)."""
+
+    __slots__ = ("transport", "held", "first")
+
+    def __init__(self, transport: asyncio.Transport):
+        self.transport = transport
+        self.held: bytes | None = None
+        self.first = True
+
+    def write(self, data: bytes) -> None:
+        if self.first and not data.startswith(b"HTTP/1.1 100 "):
+            self.first = False
+            self.held = data
+            return
+        if self.held is not None:
+            data, self.held = self.held + data, None
+        self.transport.write(data)
+
+    def flush(self) -> None:
+        if self.held is not None:
+            self.transport.write(self.held)
+            self.held = None
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+
 class _HeadersTooLarge(Exception):
     """The request line and headers passed MAX_HEADER_BYTES (raised from a parser callback)."""
 
@@ -211,6 +248,18 @@ if HttpToolsProtocol is not None:
         def on_headers_complete(self) -> None:
             self._in_headers = False
             super().on_headers_complete()
+            cycle = self.cycle
+            if cycle is not None and not isinstance(cycle.transport, _OneSendPerResponse):
+                writer = _OneSendPerResponse(self.transport)
+                cycle.transport = writer  # type: ignore[assignment]
+                completed = cycle.on_response
+
+                def on_response() -> None:  # a response without body bytes (HEAD) still gets its headers out
+                    writer.flush()
+                    completed()
+
+                cycle.on_response = on_response
+
 
 else:  # pragma: no cover
     GuardedHttpToolsProtocol = None  # type: ignore[assignment,misc]

@@ -38,6 +38,7 @@ marks ``/healthz`` degraded: no decision is answered that was not recorded (engi
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 import logging
@@ -574,8 +575,9 @@ async def _read_body(request: Request, limit: int, timeout: float, hold: BodyHol
             chunks.append(chunk)
 
     try:
-        await asyncio.wait_for(collect(), timeout)
-    except asyncio.TimeoutError:
+        async with asyncio.timeout(timeout):  # no task per request, unlike wait_for
+            await collect()
+    except TimeoutError:
         raise _ApiError(408, "request-timeout", f"request body not received within {timeout:g} s") from None
     except ClientDisconnect:
         raise _ClientGone() from None
@@ -924,12 +926,24 @@ def create_app(
     return app
 
 
+_CACHED_METHODS = frozenset({"GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"})
+
+
 class _MetricsMiddleware:
     """Pure ASGI middleware: request count and latency per known path (unknown paths share one label)."""
 
     def __init__(self, app: Any, metrics: _Metrics):
         self.app = app
         self.metrics = metrics
+        self._children: dict[tuple[str, ...], Any] = {}  # labelled series, looked up once (labels() is costly)
+
+    def _child(self, metric: Any, key: tuple[str, ...]) -> Any:
+        child = self._children.get((metric._name, *key))
+        if child is None:
+            child = metric.labels(*key)
+            if key[0] in _CACHED_METHODS:  # a bounded set: the method is the client's word
+                self._children[(metric._name, *key)] = child
+        return child
 
     async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
         if scope["type"] != "http":
@@ -950,8 +964,8 @@ class _MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self.metrics.latency.labels(method, label).observe(time.perf_counter() - start)
-            self.metrics.requests.labels(method, label, str(status)).inc()
+            self._child(self.metrics.latency, (method, label)).observe(time.perf_counter() - start)
+            self._child(self.metrics.requests, (method, label, str(status))).inc()
 
 
 # ---------------------------------------------------------------------------------------------- OpenAPI
@@ -1193,6 +1207,8 @@ def run(app: Any, host: str = "127.0.0.1", port: int = 8181, *, log_level: str =
     from engine.diagnostics import DiagnosticServer
 
     sys.setswitchinterval(SWITCH_INTERVAL)
+    gc.collect()
+    gc.freeze()  # the loaded policy and libraries are permanent: full collections no longer walk them (tail latency)
     reopen_log_on_sighup(app)
     diagnostics = DiagnosticServer(app.state.service, host, diagnostic_port).start() if diagnostic_port else None
     try:
