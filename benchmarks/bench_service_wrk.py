@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=6.0, help="length of each wrk run")
     ap.add_argument("--workers", type=int, default=None, help="leadops serve --workers (default: its own)")
+    ap.add_argument("--processes", type=int, default=1, help="leadops serve --processes (default: 1)")
     ap.add_argument("--no-decision-log", action="store_true", help="serve without the audit log")
     ap.add_argument("--format", choices=["text", "json"], default="text")
     args = ap.parse_args(argv)
@@ -104,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         command = serve_args(d, diag, decision_log=not args.no_decision_log)
         if args.workers:
             command += ["--workers", str(args.workers)]
+        if args.processes > 1:
+            command += ["--processes", str(args.processes)]
         single = json.dumps({"lead": LEADS[0], "now": NOW})
         batch = json.dumps({"leads": [{**LEADS[i % len(LEADS)], "id": f"L-{i}"} for i in range(100)], "now": NOW})
         rows: dict[str, object] = {}

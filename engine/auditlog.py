@@ -17,11 +17,13 @@ Why each rule exists:
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import orjson
 
@@ -84,7 +86,8 @@ def repair_torn_tail(path: Path) -> int:
 
 
 class DecisionLog:
-    """Append-only JSON Lines audit log; each batch of records is written whole under a lock, or not at all."""
+    """Append-only JSON Lines audit log; each batch of records is written whole under a lock, or not at all
+    (across processes too, after `share_between_processes`)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -96,14 +99,20 @@ class DecisionLog:
         self._torn = False
         self._reopen_requested = False
         self._checked_at = 0.0
+        self.shared = False  # appended to by several processes (share_between_processes)
         self.problem: str | None = None  # why the last write failed; None once a write succeeds
         self.repaired_bytes = 0
         self._open()
 
     def _open(self) -> None:
-        self.repaired_bytes += repair_torn_tail(self.path)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        st = os.fstat(fd)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        try:
+            with self._exclusive(fd):
+                self.repaired_bytes += repair_torn_tail(self.path)
+                st = os.fstat(fd)
+        except BaseException:
+            os.close(fd)
+            raise
         old, self._fd = self._fd, fd
         self._identity = (st.st_dev, st.st_ino)
         self._good_size = st.st_size
@@ -111,6 +120,34 @@ class DecisionLog:
         self._torn = False
         if old is not None:
             os.close(old)
+
+    def share_between_processes(self) -> None:
+        """Make this log safe to append to from several processes (`leadops serve --processes`): called in
+        each process after the fork, it opens the file anew (a lock belongs to an open file, so one inherited
+        open file would lock nothing) and from then on every write holds an exclusive `flock` while it reads
+        the file's size, cuts a torn tail another process could not cut back, and appends its lines."""
+        with self._lock:
+            self.shared = True
+            self._open()
+
+    @contextmanager
+    def _exclusive(self, fd: int) -> Iterator[None]:
+        if not self.shared:
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _whole_size(self, fd: int) -> int:
+        """The file's size after cutting an incomplete last line (under the lock, shared mode)."""
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            cut = repair_torn_tail(self.path)
+            size -= cut
+        return size
 
     def request_reopen(self) -> None:
         """Reopen before the next write (safe to call from a signal handler: it only sets a flag)."""
@@ -143,10 +180,13 @@ class DecisionLog:
                     self._reopen_requested = False
                     self._open()
                 assert self._fd is not None
-                if self._torn:  # an earlier failed write could not be cut back: cut it now
-                    os.ftruncate(self._fd, self._good_size)
-                    self._torn = False
-                self._append(data)
+                with self._exclusive(self._fd):
+                    if self.shared:  # other processes append too: the size is only known under the lock
+                        self._good_size = self._whole_size(self._fd)
+                    elif self._torn:  # an earlier failed write could not be cut back: cut it now
+                        os.ftruncate(self._fd, self._good_size)
+                        self._torn = False
+                    self._append(data)
             except OSError as exc:
                 self.problem = f"decision log {self.path}: {exc.strerror or exc}"
                 raise AuditLogUnavailable(self.problem) from None

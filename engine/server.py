@@ -1193,13 +1193,35 @@ def reopen_log_on_sighup(app: Any) -> None:
 
 
 def run(app: Any, host: str = "127.0.0.1", port: int = 8181, *, log_level: str = "info",
-        limits: ConnectionLimits | None = None, diagnostic_port: int | None = None) -> None:
+        limits: ConnectionLimits | None = None, diagnostic_port: int | None = None, processes: int = 1) -> None:
     """Serve `app` with uvicorn, within `limits` (engine/connections.py), until SIGINT or SIGTERM.
 
     `diagnostic_port`: also serve /healthz and /metrics there, on their own thread (engine/diagnostics.py).
     The interpreter's thread switch interval is lowered to 1 ms so that the event loop and the diagnostic
     thread get the interpreter lock back quickly from decision workers (measured: benchmarks/service_health.py).
+    `processes` > 1: that many server processes (`run_processes`).
     """
+    gc.collect()
+    gc.freeze()  # the loaded policy and libraries are permanent: full collections no longer walk them (tail latency)
+    if processes > 1:
+        run_processes(app, host, port, processes, log_level=log_level, limits=limits, diagnostic_port=diagnostic_port)
+        return
+    _serve(app, _listening_socket(host, port), log_level, limits, diagnostic_port)
+
+
+def _listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # proto set: asyncio enables TCP_NODELAY
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def _serve(app: Any, sock: socket.socket, log_level: str, limits: ConnectionLimits | None,
+           diagnostic_port: int | None) -> None:
+    """One server process: uvicorn on `sock` (bound, not yet listening) until SIGINT or SIGTERM."""
     import sys
 
     import uvicorn
@@ -1207,15 +1229,93 @@ def run(app: Any, host: str = "127.0.0.1", port: int = 8181, *, log_level: str =
     from engine.diagnostics import DiagnosticServer
 
     sys.setswitchinterval(SWITCH_INTERVAL)
-    gc.collect()
-    gc.freeze()  # the loaded policy and libraries are permanent: full collections no longer walk them (tail latency)
     reopen_log_on_sighup(app)
+    host = sock.getsockname()[0]
     diagnostics = DiagnosticServer(app.state.service, host, diagnostic_port).start() if diagnostic_port else None
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, **uvicorn_options(limits or ConnectionLimits()))
+        config = uvicorn.Config(app, log_level=log_level, **uvicorn_options(limits or ConnectionLimits()))
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
         if diagnostics is not None:
             diagnostics.stop()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel send this process SIGTERM when its parent dies (a kill -9 of `leadops serve` must not
+    leave server processes holding the port); Linux only, elsewhere a no-op."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def run_processes(app: Any, host: str, port: int, processes: int, *, log_level: str = "info",
+                  limits: ConnectionLimits | None = None, diagnostic_port: int | None = None) -> int:
+    """Serve `app` from `processes` forked processes, each with its own event loop and SO_REUSEPORT listening
+    socket on (host, port): the kernel spreads connections over them, so decisions use every core (one
+    process's Python work runs on one core at a time). Returns the exit status when they have stopped.
+
+    Forked after loading, so each starts with the verified policy, then watches the bundle and persists trust
+    state on its own (TrustState.save is locked: the sequence never goes down). The decision log is shared:
+    every write holds a flock (DecisionLog.share_between_processes). SIGTERM, SIGINT and SIGHUP are passed on
+    to every process. /metrics and /healthz describe the process that answers (the diagnostic port: the
+    first). When one process exits, the others are stopped: restarting is the supervisor's job (systemd), and a
+    process forked again from this one's start-up state could briefly serve an older policy than its siblings.
+    """
+    reserved = _listening_socket(host, port, reuse_port=True)  # port 0: one port for all; never listens here
+    port = reserved.getsockname()[1]
+    children: dict[int, int] = {}
+    parent = os.getpid()
+    for index in range(processes):
+        pid = os.fork()
+        if pid == 0:  # the child: serve, then leave without running the parent's cleanup
+            status = 1
+            try:
+                _die_with_parent(parent)
+                reserved.close()
+                service: PolicyService = app.state.service
+                if service.decision_log is not None:
+                    service.decision_log.share_between_processes()
+                _serve(app, _listening_socket(host, port, reuse_port=True), log_level, limits,
+                       diagnostic_port if index == 0 else None)
+                status = 0
+            except BaseException:
+                log.exception("server process %d failed", index)
+            finally:
+                os._exit(status)
+        children[pid] = index
+    log.info("serving from %d processes on port %d: %s", processes, port, ", ".join(map(str, children)))
+    stopping = False
+
+    def forward(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = stopping or signum != signal.SIGHUP
+        for pid in children:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    status = 0
+    while children:
+        try:
+            pid, code = os.wait()
+        except ChildProcessError:
+            break
+        children.pop(pid, None)
+        exit_code = os.waitstatus_to_exitcode(code)
+        if not stopping:
+            log.error("server process %d exited (%d); stopping the others", pid, exit_code)
+            status = 1
+            forward(signal.SIGTERM, None)
+    reserved.close()
+    return status
 
 
 class BackgroundServer:
