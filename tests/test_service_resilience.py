@@ -498,10 +498,11 @@ def test_slowloris_is_cut_off_and_healthz_still_answers(serve):
     assert serve.proc.poll() is None
 
 
-def test_many_idle_connections_do_not_lock_out_healthz(keys, bundle):
+@pytest.mark.parametrize("fast", [True, False], ids=["httptools-uvloop", "h11-asyncio"])
+def test_many_idle_connections_do_not_lock_out_healthz(keys, bundle, fast):
     app = create_app(bundle, keys.public_path, watch=False)
     limits = ConnectionLimits(max_connections=50, header_timeout=30, keep_alive=30)
-    with BackgroundServer(app, limits=limits) as srv:
+    with BackgroundServer(app, limits=limits, fast=fast) as srv:
         idle = [socket.create_connection((srv.host, srv.port), timeout=5) for _ in range(200)]
         try:
             for _ in range(5):
@@ -522,9 +523,10 @@ def test_many_idle_connections_do_not_lock_out_healthz(keys, bundle):
                 s.close()
 
 
-def test_idle_keep_alive_connections_are_closed(keys, bundle):
+@pytest.mark.parametrize("fast", [True, False], ids=["httptools-uvloop", "h11-asyncio"])
+def test_idle_keep_alive_connections_are_closed(keys, bundle, fast):
     app = create_app(bundle, keys.public_path, watch=False)
-    with BackgroundServer(app, limits=ConnectionLimits(keep_alive=0.3, header_timeout=0.3)) as srv:
+    with BackgroundServer(app, limits=ConnectionLimits(keep_alive=0.3, header_timeout=0.3), fast=fast) as srv:
         with socket.create_connection((srv.host, srv.port), timeout=5) as s:
             s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             data = b""
@@ -537,9 +539,10 @@ def test_idle_keep_alive_connections_are_closed(keys, bundle):
             assert data.startswith(b"HTTP/1.1 200") and time.monotonic() < deadline
 
 
-def test_when_every_connection_is_busy_a_new_one_gets_503(keys, bundle):
+@pytest.mark.parametrize("fast", [True, False], ids=["httptools-uvloop", "h11-asyncio"])
+def test_when_every_connection_is_busy_a_new_one_gets_503(keys, bundle, fast):
     app = create_app(bundle, keys.public_path, watch=False)
-    with BackgroundServer(app, limits=ConnectionLimits(max_connections=3)) as srv:
+    with BackgroundServer(app, limits=ConnectionLimits(max_connections=3), fast=fast) as srv:
         busy = [socket.create_connection((srv.host, srv.port), timeout=5) for _ in range(3)]
         try:
             for s in busy:  # each has a request in progress (a body still uploading): not evictable
