@@ -17,13 +17,11 @@ Why each rule exists:
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import orjson
 
@@ -47,6 +45,17 @@ def canonical_bytes(value: Any) -> bytes:
     except TypeError:
         return canonical_json(value)
     return canonical_json(value) if _float_may_differ(out) else out
+
+
+def process_log_path(path: str | os.PathLike, index: int) -> Path:
+    """The decision log of server process `index` under ``leadops serve --processes``: ``decisions.jsonl`` ->
+    ``decisions.0.jsonl``, ``decisions.1.jsonl``, ... One file per process, not one shared file: appends from
+    several processes to one file contended for a lock (measured: p99 from 9 ms to 150 ms at 8 connections),
+    and a failed write could only be cut back safely by the one process that writes the file."""
+    path = Path(path)
+    suffix = "".join(path.suffixes[-1:])
+    stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
+    return path.with_name(f"{stem}.{index}{suffix}")
 
 
 class AuditLogUnavailable(Exception):
@@ -86,8 +95,8 @@ def repair_torn_tail(path: Path) -> int:
 
 
 class DecisionLog:
-    """Append-only JSON Lines audit log; each batch of records is written whole under a lock, or not at all
-    (across processes too, after `share_between_processes`)."""
+    """Append-only JSON Lines audit log; each batch of records is written whole under a lock, or not at all.
+    One process writes one log (`process_log_path` names each process's own under `serve --processes`)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -99,20 +108,14 @@ class DecisionLog:
         self._torn = False
         self._reopen_requested = False
         self._checked_at = 0.0
-        self.shared = False  # appended to by several processes (share_between_processes)
         self.problem: str | None = None  # why the last write failed; None once a write succeeds
         self.repaired_bytes = 0
         self._open()
 
     def _open(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        try:
-            with self._exclusive(fd):
-                self.repaired_bytes += repair_torn_tail(self.path)
-                st = os.fstat(fd)
-        except BaseException:
-            os.close(fd)
-            raise
+        self.repaired_bytes += repair_torn_tail(self.path)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        st = os.fstat(fd)
         old, self._fd = self._fd, fd
         self._identity = (st.st_dev, st.st_ino)
         self._good_size = st.st_size
@@ -120,34 +123,6 @@ class DecisionLog:
         self._torn = False
         if old is not None:
             os.close(old)
-
-    def share_between_processes(self) -> None:
-        """Make this log safe to append to from several processes (`leadops serve --processes`): called in
-        each process after the fork, it opens the file anew (a lock belongs to an open file, so one inherited
-        open file would lock nothing) and from then on every write holds an exclusive `flock` while it reads
-        the file's size, cuts a torn tail another process could not cut back, and appends its lines."""
-        with self._lock:
-            self.shared = True
-            self._open()
-
-    @contextmanager
-    def _exclusive(self, fd: int) -> Iterator[None]:
-        if not self.shared:
-            yield
-            return
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-
-    def _whole_size(self, fd: int) -> int:
-        """The file's size after cutting an incomplete last line (under the lock, shared mode)."""
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            cut = repair_torn_tail(self.path)
-            size -= cut
-        return size
 
     def request_reopen(self) -> None:
         """Reopen before the next write (safe to call from a signal handler: it only sets a flag)."""
@@ -180,13 +155,10 @@ class DecisionLog:
                     self._reopen_requested = False
                     self._open()
                 assert self._fd is not None
-                with self._exclusive(self._fd):
-                    if self.shared:  # other processes append too: the size is only known under the lock
-                        self._good_size = self._whole_size(self._fd)
-                    elif self._torn:  # an earlier failed write could not be cut back: cut it now
-                        os.ftruncate(self._fd, self._good_size)
-                        self._torn = False
-                    self._append(data)
+                if self._torn:  # an earlier failed write could not be cut back: cut it now
+                    os.ftruncate(self._fd, self._good_size)
+                    self._torn = False
+                self._append(data)
             except OSError as exc:
                 self.problem = f"decision log {self.path}: {exc.strerror or exc}"
                 raise AuditLogUnavailable(self.problem) from None

@@ -45,6 +45,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -66,7 +67,8 @@ from engine.admission import BudgetExhausted, ByteBudget, DeadlineExceeded, Job,
 from engine.auditlog import AuditLogUnavailable, DecisionLog, canonical_bytes
 from engine.bundle import BundleError
 from engine import jsonstrict
-from engine.fastjson import compact_bytes
+from engine.fastjson import _STRICT as _UNDECIDED  # LeadDecoder.fast's "only the strict parser may decide"
+from engine.fastjson import LeadDecoder, compact_bytes
 from engine.connections import ConnectionLimits, uvicorn_options
 from engine.errors import LeadError, LeadopsError, PolicyError
 from engine.expr.sandbox import MAX_DATETIME_YEAR, MIN_DATETIME_YEAR
@@ -213,6 +215,7 @@ class PolicyService:
         self.scope = scope
         self.log_personal_data = log_personal_data
         self.metrics = _Metrics()
+        self._decision_counters: dict[tuple[str, str], Any] = {}
         self.decision_log = DecisionLog(decision_log) if decision_log else None
         if self.decision_log is not None and self.decision_log.repaired_bytes:
             log.warning("decision log %s ended in a torn record: %d bytes moved to %s.torn", decision_log,
@@ -491,13 +494,22 @@ class PolicyService:
                     self.metrics.lead_errors.labels(str(code)).inc()
                 else:
                     entry["decision"] = decision
-                    self.metrics.decisions.labels(
+                    self._decision_counter(
                         _label(decision, "stage", ("to", "id")), _label(decision, "route", ("queue", "team", "rule"))
                     ).inc()
             if "error" in entry:
                 entry["error"] = active.masker.for_lead(lead)(entry["error"])  # errors never quote personal data
             results.append(entry)
         return results
+
+    def _decision_counter(self, stage: str, route: str) -> Any:
+        """The decisions counter of (stage, route), looked up once (prometheus' labels() is a measurable cost)."""
+        counter = self._decision_counters.get((stage, route))
+        if counter is None:
+            counter = self.metrics.decisions.labels(stage, route)
+            if len(self._decision_counters) < 4096:  # the policy's stages and routes: a few dozen
+                self._decision_counters[(stage, route)] = counter
+        return counter
 
     def log_lines(self, active: Active, leads: list[Any], results: list[dict[str, Any]], now: datetime) -> bytes:
         """The audit records of answered decisions, one canonical JSON line each, personal data masked unless
@@ -648,11 +660,18 @@ def _render_results(single: bool, meta: dict[str, Any], results: list[dict[str, 
         return status, _render(content)
 
 
+def _loads_body(body: bytes) -> Any:
+    """The request body's JSON value, exactly as `jsonstrict.loads` reads it (and with its errors): orjson
+    where fastjson proves the two agree (it refuses NaN and Infinity, which jsonstrict.loads refuses too)."""
+    value = LeadDecoder.fast(body)
+    return jsonstrict.loads(body) if value is _UNDECIDED else value
+
+
 def _parse_request(body: bytes, service: PolicyService, active: Active,
                    max_batch: int) -> tuple[bool, list[Any], datetime, bool, Any]:
     """(single, leads, now, explain, mapping) from a request body, or _ApiError naming what is wrong."""
     try:
-        doc = jsonstrict.loads(body)
+        doc = _loads_body(body)
     except ValueError as exc:
         raise _ApiError(400, "malformed-json", f"request body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -1193,19 +1212,21 @@ def reopen_log_on_sighup(app: Any) -> None:
 
 
 def run(app: Any, host: str = "127.0.0.1", port: int = 8181, *, log_level: str = "info",
-        limits: ConnectionLimits | None = None, diagnostic_port: int | None = None, processes: int = 1) -> None:
+        limits: ConnectionLimits | None = None, diagnostic_port: int | None = None, processes: int = 1,
+        process_logs: list[DecisionLog] | None = None) -> None:
     """Serve `app` with uvicorn, within `limits` (engine/connections.py), until SIGINT or SIGTERM.
 
     `diagnostic_port`: also serve /healthz and /metrics there, on their own thread (engine/diagnostics.py).
     The interpreter's thread switch interval is lowered to 1 ms so that the event loop and the diagnostic
     thread get the interpreter lock back quickly from decision workers (measured: benchmarks/service_health.py).
-    `processes` > 1: that many server processes (`run_processes`).
+    `processes` > 1: that many server processes (`run_processes`; `process_logs`: the decision logs of
+    processes 1.., opened before forking; process 0 keeps the app's).
     """
     gc.collect()
     gc.freeze()  # the loaded policy and libraries are permanent: full collections no longer walk them (tail latency)
     if processes > 1:
-        run_processes(app, host, port, processes, log_level=log_level, limits=limits, diagnostic_port=diagnostic_port)
-        return
+        sys.exit(run_processes(app, host, port, processes, log_level=log_level, limits=limits,
+                               diagnostic_port=diagnostic_port, process_logs=process_logs))
     _serve(app, _listening_socket(host, port), log_level, limits, diagnostic_port)
 
 
@@ -1222,8 +1243,6 @@ def _listening_socket(host: str, port: int, *, reuse_port: bool = False) -> sock
 def _serve(app: Any, sock: socket.socket, log_level: str, limits: ConnectionLimits | None,
            diagnostic_port: int | None) -> None:
     """One server process: uvicorn on `sock` (bound, not yet listening) until SIGINT or SIGTERM."""
-    import sys
-
     import uvicorn
 
     from engine.diagnostics import DiagnosticServer
@@ -1254,14 +1273,16 @@ def _die_with_parent(parent: int) -> None:
 
 
 def run_processes(app: Any, host: str, port: int, processes: int, *, log_level: str = "info",
-                  limits: ConnectionLimits | None = None, diagnostic_port: int | None = None) -> int:
+                  limits: ConnectionLimits | None = None, diagnostic_port: int | None = None,
+                  process_logs: list[DecisionLog] | None = None) -> int:
     """Serve `app` from `processes` forked processes, each with its own event loop and SO_REUSEPORT listening
     socket on (host, port): the kernel spreads connections over them, so decisions use every core (one
     process's Python work runs on one core at a time). Returns the exit status when they have stopped.
 
     Forked after loading, so each starts with the verified policy, then watches the bundle and persists trust
-    state on its own (TrustState.save is locked: the sequence never goes down). The decision log is shared:
-    every write holds a flock (DecisionLog.share_between_processes). SIGTERM, SIGINT and SIGHUP are passed on
+    state on its own (TrustState.save is locked: the sequence never goes down). Each process writes its own
+    decision log: process 0 the app's, process i `process_logs[i - 1]` (auditlog.process_log_path says why).
+    SIGTERM, SIGINT and SIGHUP are passed on
     to every process. /metrics and /healthz describe the process that answers (the diagnostic port: the
     first). When one process exits, the others are stopped: restarting is the supervisor's job (systemd), and a
     process forked again from this one's start-up state could briefly serve an older policy than its siblings.
@@ -1278,8 +1299,12 @@ def run_processes(app: Any, host: str, port: int, processes: int, *, log_level: 
                 _die_with_parent(parent)
                 reserved.close()
                 service: PolicyService = app.state.service
+                logs = [service.decision_log, *(process_logs or [])]
                 if service.decision_log is not None:
-                    service.decision_log.share_between_processes()
+                    service.decision_log = logs[index]
+                for other in logs:
+                    if other is not None and other is not service.decision_log:
+                        other.close()
                 _serve(app, _listening_socket(host, port, reuse_port=True), log_level, limits,
                        diagnostic_port if index == 0 else None)
                 status = 0

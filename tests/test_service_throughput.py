@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.auditlog import DecisionLog, canonical_bytes
+from engine.auditlog import canonical_bytes, process_log_path
 from engine.bundle import canonical_json
 from engine.connections import MAX_HEADER_BYTES
 from engine.personal_data import Masker
@@ -171,34 +171,10 @@ def test_a_record_masking_would_change_is_never_skipped(lead, decision):
         assert masker.for_lead(lead)(decision) == decision
 
 
-def test_processes_sharing_the_log_append_whole_records_and_cut_a_torn_tail(tmp_path):
-    path = tmp_path / "decisions.jsonl"
-    log = DecisionLog(path)
-    pids = []
-    for worker in range(3):
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child
-            status = 1
-            try:
-                log.share_between_processes()
-                for i in range(200):
-                    size = 10 if i % 3 else 70_000  # some records larger than a pipe's atomic write
-                    log.write([{"worker": worker, "i": i, "pad": "x" * size}])
-                status = 0
-            finally:
-                os._exit(status)
-        pids.append(pid)
-    assert all(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0 for pid in pids)
-    records = [json.loads(line) for line in path.read_bytes().splitlines()]
-    assert sorted((r["worker"], r["i"]) for r in records) == [(w, i) for w in range(3) for i in range(200)]
-    with open(path, "ab") as f:  # a process that died mid-write, or could not cut its failed write back
-        f.write(b'{"worker":9,"i":0,"pa')
-    log.share_between_processes()
-    log.write([{"after": True}])
-    lines = path.read_bytes().splitlines()
-    assert json.loads(lines[-1]) == {"after": True} and len(lines) == 601
-    assert b'{"worker":9' in (tmp_path / "decisions.jsonl.torn").read_bytes()
-    log.close()
+def test_each_server_process_has_its_own_decision_log():
+    assert process_log_path("/var/log/decisions.jsonl", 0) == Path("/var/log/decisions.0.jsonl")
+    assert process_log_path("audit.log", 3) == Path("audit.3.log")
+    assert process_log_path("/var/log/decisions", 1) == Path("/var/log/decisions.1")
 
 
 # ------------------------------------------------------------------------------------------ --processes
@@ -209,10 +185,15 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
-def test_serve_processes_share_the_port_the_log_and_the_signals(keys, bundle, tmp_path):
+def test_serve_processes_share_the_port_and_the_signals_with_a_log_each(keys, bundle, tmp_path):
     log_path = tmp_path / "decisions.jsonl"
+    logs = [tmp_path / "decisions.0.jsonl", tmp_path / "decisions.1.jsonl"]
     args = ["--bundle", str(bundle), "--key", str(keys.public_path), "--decision-log", str(log_path),
             "--state-dir", str(tmp_path / "state"), "--processes", "2"]
+
+    def logged() -> list[str]:
+        return sorted(json.loads(line)["lead_id"] for p in logs for line in p.read_bytes().splitlines())
+
     with ServeProcess(args, tmp_path) as srv:
         wait_for(lambda: len(_children(srv.proc.pid)) == 2)
         children = _children(srv.proc.pid)
@@ -230,18 +211,19 @@ def test_serve_processes_share_the_port_the_log_and_the_signals(keys, bundle, tm
             t.start()
         for t in threads:
             t.join()
-        assert len(answered) == 150
-        ids = [json.loads(line)["lead_id"] for line in log_path.read_bytes().splitlines()]
-        assert sorted(ids) == sorted(answered)
-        # logrotate: rename, SIGHUP the parent; every process writes to the new file from then on
-        log_path.rename(tmp_path / "decisions.jsonl.1")
+        assert len(answered) == 150 and logged() == sorted(answered)
+        assert all(p.stat().st_size > 0 for p in logs)  # both processes answered (the kernel spreads connections)
+        assert not log_path.exists()  # no log under the plain name: one per process
+        # logrotate: rename, SIGHUP the parent; every process writes to a new file from then on
+        for p in logs:
+            p.rename(p.with_name(p.name + ".1"))
         srv.signal(signal.SIGHUP)
         time.sleep(0.3)
         for i in range(20):
-            assert httpx.post(srv.url + "/v1/decisions", json={"lead": {**LEADS[2], "id": f"R-{i}"}, "now": NOW},
-                              timeout=10).status_code == 200
-        assert sorted(json.loads(line)["lead_id"] for line in log_path.read_bytes().splitlines()) == \
-            sorted(f"R-{i}" for i in range(20))
+            with httpx.Client(base_url=srv.url, timeout=10) as c:
+                assert c.post("/v1/decisions", json={"lead": {**LEADS[2], "id": f"R-{i}"}, "now": NOW}).status_code == 200
+        assert sorted(json.loads(line)["lead_id"] for p in logs if p.exists() for line in p.read_bytes().splitlines()) \
+            == sorted(f"R-{i}" for i in range(20))
         assert srv.proc.poll() is None and _children(srv.proc.pid) == children  # SIGHUP stopped nobody
         srv.signal(signal.SIGTERM)
         assert srv.proc.wait(15) == 0
