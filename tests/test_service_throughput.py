@@ -26,25 +26,13 @@ from engine.bundle import canonical_json
 from engine.connections import MAX_HEADER_BYTES
 from engine.personal_data import Masker
 from engine.server import INLINE_MAX_BODY, BackgroundServer, create_app
-from engine.signing import generate_keypair
 from servehelp import ServeProcess
-from test_server import LEADS, NOW, signed_bundle, wait_for
+from test_server import LEADS, NOW, wait_for
+from test_service_resilience import bundle, keys  # noqa: F401  (fixtures: a key pair, a signed bundle)
 
 PROTOCOLS = [pytest.param(True, id="httptools-uvloop"), pytest.param(False, id="h11-asyncio")]
 _FIXED = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)
 TOO_LARGE = {True: b"HTTP/1.1 431 ", False: b"HTTP/1.1 400 "}  # h11 answers its own size bound with 400
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory):
-    return generate_keypair(tmp_path_factory.mktemp("keys"), "svc")
-
-
-@pytest.fixture(scope="module")
-def bundle(keys, tmp_path_factory):
-    path = tmp_path_factory.mktemp("bundle") / "b.tar.gz"
-    path.write_bytes(signed_bundle(keys, "rev-a", 1))
-    return path
 
 
 def _read_until_closed(sock: socket.socket, timeout: float = 5.0) -> bytes:
