@@ -711,6 +711,9 @@ def bundle_verify(bundle_file: str, key_path: str, min_sequence: int | None, sco
               help="Seconds a decision request may take once its body is read (then 504).")
 @click.option("--workers", default=None, type=click.IntRange(1, 64),
               help="Decision worker threads [default: min(4, CPUs)].")
+@click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Server processes sharing the port (SO_REUSEPORT), one event loop each: use the cores. "
+                   "Each writes its own decision log (--decision-log d.jsonl: d.0.jsonl, d.1.jsonl, ...).")
 @click.option("--max-connections", default=1000, show_default=True, type=click.IntRange(1, 1_000_000),
               help="Open connections at most (idle ones are closed first when full).")
 @click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(0.01, 600),
@@ -724,7 +727,7 @@ def bundle_verify(bundle_file: str, key_path: str, min_sequence: int | None, sco
               help="Write personal lead fields (x-leadops-pii / format: email) into the decision log unmasked.")
 def serve_cmd(bundle_file: str | None, watch_dir: str | None, key_path: str, host: str, port: int,
               decision_log: str | None, poll_interval: float, scope: str | None, state_dir: str | None,
-              request_timeout: float, workers: int | None, max_connections: int, header_timeout: float,
+              request_timeout: float, workers: int | None, processes: int, max_connections: int, header_timeout: float,
               keep_alive: float, diagnostic_port: int | None, impact_file: str | None, log_personal_data: bool) -> None:
     """Run the decision service (Starlette on uvicorn) from a verified bundle.
 
@@ -732,7 +735,7 @@ def serve_cmd(bundle_file: str | None, watch_dir: str | None, key_path: str, hos
     GET /openapi.json. A changed bundle is verified and swapped in atomically; a bad one is logged and the
     last good one keeps serving. The trusted sequence and last good bundle persist in --state-dir, so a
     restart never rolls back and starts from the last good bundle when the configured one is missing or broken.
-    SIGHUP reopens the decision log (logrotate).
+    SIGHUP reopens the decision log (logrotate). --processes N serves from N processes (one per core).
     Read-only pages for people at /ui/: the handbook, try a lead, impact reports.
 
     \b
@@ -743,6 +746,7 @@ def serve_cmd(bundle_file: str | None, watch_dir: str | None, key_path: str, hos
 
     from engine.bundle import BundleError
     from engine.connections import ConnectionLimits
+    from engine.auditlog import DecisionLog, process_log_path
     from engine.server import DEFAULT_WORKERS, create_app, run
     from engine.trust_state import TrustState, default_state_dir
 
@@ -756,10 +760,14 @@ def serve_cmd(bundle_file: str | None, watch_dir: str | None, key_path: str, hos
     if watch_dir is not None and Path(watch_dir).exists() and not Path(watch_dir).is_dir():
         fail(f"--watch {watch_dir} is not a directory")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # --processes: one decision log per process (decisions.jsonl -> decisions.0.jsonl, decisions.1.jsonl, ...)
+    log_paths = [decision_log] if processes == 1 or not decision_log else \
+        [str(process_log_path(decision_log, i)) for i in range(processes)]
     try:
-        app = create_app(source, key_path, decision_log=decision_log, poll_interval=poll_interval, scope=scope,
+        app = create_app(source, key_path, decision_log=log_paths[0], poll_interval=poll_interval, scope=scope,
                          state_dir=state, request_timeout=request_timeout,
                          workers=workers or DEFAULT_WORKERS, log_personal_data=log_personal_data)
+        process_logs = [DecisionLog(path) for path in log_paths[1:] if path]
     except BundleError as exc:
         _bundle_fail(exc)
     except OSError as exc:
@@ -777,7 +785,8 @@ def serve_cmd(bundle_file: str | None, watch_dir: str | None, key_path: str, hos
                    "answering 503 until a valid bundle appears", err=True)
     limits = ConnectionLimits(max_connections=max_connections, header_timeout=header_timeout, keep_alive=keep_alive)
     click.echo(f"leadops decision service on http://{host}:{port} (OpenAPI at /openapi.json)", err=True)
-    run(app, host=host, port=port, limits=limits, diagnostic_port=diagnostic_port)
+    run(app, host=host, port=port, limits=limits, diagnostic_port=diagnostic_port, processes=processes,
+        process_logs=process_logs)
 
 
 # ---- Spark: whole tables with a signed bundle ----

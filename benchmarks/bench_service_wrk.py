@@ -4,7 +4,8 @@
     .venv/bin/python -m benchmarks.bench_service_wrk --seconds 3    # shorter
 
 All in one run, on loopback only, stopping by itself:
-  * `leadops serve` (its own process, signed bundle of the example policies, decision log on, --diagnostic-port);
+  * `leadops serve` (its own processes: --processes, default one per core; signed bundle of the example
+    policies, decision log on, --diagnostic-port);
   * wrk POSTing one lead at 32 and at 8 connections (req/s, p50, p99);
   * wrk POSTing batches of 100 leads at 8 connections (decisions/s = req/s x 100);
   * a bare Starlette endpoint on the same uvicorn options (engine/connections.uvicorn_options) in its own
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import statistics
@@ -92,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=6.0, help="length of each wrk run")
     ap.add_argument("--workers", type=int, default=None, help="leadops serve --workers (default: its own)")
+    ap.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                    help="leadops serve --processes (default: one per core)")
     ap.add_argument("--no-decision-log", action="store_true", help="serve without the audit log")
     ap.add_argument("--format", choices=["text", "json"], default="text")
     args = ap.parse_args(argv)
@@ -104,9 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         command = serve_args(d, diag, decision_log=not args.no_decision_log)
         if args.workers:
             command += ["--workers", str(args.workers)]
+        if args.processes > 1:
+            command += ["--processes", str(args.processes)]
         single = json.dumps({"lead": LEADS[0], "now": NOW})
         batch = json.dumps({"leads": [{**LEADS[i % len(LEADS)], "id": f"L-{i}"} for i in range(100)], "now": NOW})
-        rows: dict[str, object] = {}
+        rows: dict[str, object] = {"processes": args.processes}
         with ServeProcess(command, d) as srv:
             url = srv.url + "/v1/decisions"
             answer = httpx.post(url, content=single, headers={"content-type": "application/json"})
@@ -154,7 +160,7 @@ def report(rows: dict[str, object], fmt: str) -> None:
     if fmt == "json":
         print(json.dumps(rows, indent=2))
         return
-    print(f"answer body: {rows['body_bytes']} bytes")
+    print(f"answer body: {rows['body_bytes']} bytes; leadops serve --processes {rows['processes']}")
     for name in ("single_c32", "single_c8", "batch100_c8", "bare_c32", "bare_c8"):
         r = rows[name]
         extra = f", {r['decisions_per_s']:,.0f} decisions/s" if "decisions_per_s" in r else ""

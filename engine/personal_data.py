@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
+import orjson
+
 PII_KEYWORD = "x-leadops-pii"
 MASK = "[personal data]"
 MIN_SUBSTRING = 4  # shorter values are masked only where they are a whole string (never inside other text)
@@ -67,16 +69,40 @@ class Masker:
     def is_personal_field(self, field: str | None) -> bool:
         return bool(field) and any(p.match(field) for p in self._field_patterns)
 
-    def for_lead(self, lead: Any) -> Callable[[Any], Any]:
-        """A function that returns a masked copy of a log record (decision, trace or error) about `lead`."""
-        if not self.paths:
-            return lambda value: value
+    def personal_strings(self, lead: Any) -> set[str]:
+        """The lead's personal values as the text masking looks for (empty strings left out)."""
         strings: set[str] = set()
         for path in self.paths:
             for value in _values_at(lead, path):
                 if isinstance(value, (str, int, float)) and not isinstance(value, bool):
                     strings.add(str(value))
-        whole = {s for s in strings if s}
+        return {s for s in strings if s}
+
+    def may_touch(self, lead: Any, encoded: bytes) -> bool:
+        """Whether masking could change a record whose JSON (UTF-8, not ASCII-escaped) is `encoded`.
+
+        False only when no personal value of `lead` occurs in it, even inside a string, and nothing is an error
+        about a field (whose message loses its quoted value): then the masked copy equals the record, and the
+        walk over it (a large share of a logged decision's cost) is skipped. JSON escapes a string character
+        by character, so a value inside a string is inside its encoding."""
+        if not self.paths:
+            return False
+        if b'"field":' in encoded:
+            return True
+        for text in self.personal_strings(lead):
+            try:
+                needle = orjson.dumps(text)[1:-1]
+            except TypeError:  # a lone surrogate: look no further
+                return True
+            if needle in encoded:
+                return True
+        return False
+
+    def for_lead(self, lead: Any) -> Callable[[Any], Any]:
+        """A function that returns a masked copy of a log record (decision, trace or error) about `lead`."""
+        if not self.paths:
+            return lambda value: value
+        whole = self.personal_strings(lead)
         inside = sorted((s for s in whole if len(s) >= MIN_SUBSTRING), key=len, reverse=True)
 
         def mask_text(text: str) -> str:

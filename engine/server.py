@@ -21,8 +21,10 @@ bundle when the configured one is missing or broken. A bundle that expires while
 (``/healthz`` degraded, a ``Leadops-Warning`` header on answers), and so does the same bundle after a restart;
 a bundle that is already expired when first seen is refused.
 
-Bounded work: decisions (JSON parsing, evaluation, rendering) run on a bounded thread pool, never on the
-event loop, so ``/healthz`` and ``/metrics`` answer while decisions run; at most `max_pending` decision
+Bounded work: batches and bodies over `INLINE_MAX_BODY` are parsed, decided and rendered on a bounded thread
+pool, never on the event loop, so ``/healthz`` and ``/metrics`` answer while they run; a single lead in a small
+body is decided on the event loop (cheaper than the handoff to a thread, and bounded by the policy's runtime
+cost budget); at most `max_pending` decision
 requests are in flight (more: 503 ``overloaded``), their bodies share a byte budget (503 ``busy``), and each
 has a deadline (504 ``deadline-exceeded``; a batch stops between leads). Connection limits: engine/connections.py.
 
@@ -36,12 +38,14 @@ marks ``/healthz`` degraded: no decision is answered that was not recorded (engi
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -60,9 +64,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine.admission import BudgetExhausted, ByteBudget, DeadlineExceeded, Job, BodyHold
-from engine.auditlog import AuditLogUnavailable, DecisionLog
-from engine.bundle import BundleError, canonical_json
+from engine.auditlog import AuditLogUnavailable, DecisionLog, canonical_bytes
+from engine.bundle import BundleError
 from engine import jsonstrict
+from engine.fastjson import _STRICT as _UNDECIDED  # LeadDecoder.fast's "only the strict parser may decide"
+from engine.fastjson import LeadDecoder, compact_bytes
 from engine.connections import ConnectionLimits, uvicorn_options
 from engine.errors import LeadError, LeadopsError, PolicyError
 from engine.expr.sandbox import MAX_DATETIME_YEAR, MIN_DATETIME_YEAR
@@ -81,6 +87,11 @@ DEFAULT_REQUEST_TIMEOUT = 10.0
 DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
 DEFAULT_MAX_PENDING = 256
 DEFAULT_MAX_INFLIGHT_BYTES = 64 * 1024 * 1024
+# A request body up to this size is parsed on the event loop, and a single lead in it is decided there too:
+# that costs ~0.15 ms, a fraction of the handoff to a worker thread and back (and its fight for the interpreter
+# lock). Batches and larger bodies go to the worker pool, so /healthz never waits behind them. A single lead
+# costs at most the policy's runtime cost budget; 32 KiB is ~50 typical leads of JSON, parsed in well under 1 ms.
+INLINE_MAX_BODY = 32 * 1024
 SWITCH_INTERVAL = 0.001  # seconds a thread may hold the interpreter lock while another waits (Python's default: 5 ms)
 KNOWN_PATHS = ("/v1/bundle", "/v1/decisions", "/v1/policy", "/healthz", "/metrics", "/openapi.json")
 
@@ -160,7 +171,7 @@ def _iso(dt: datetime) -> str:
 
 def input_hash(lead: Any) -> str:
     try:
-        return "sha256:" + hashlib.sha256(canonical_json(lead)).hexdigest()
+        return "sha256:" + hashlib.sha256(canonical_bytes(lead)).hexdigest()
     except (TypeError, ValueError):
         return "sha256:" + hashlib.sha256(repr(lead).encode()).hexdigest()
 
@@ -204,6 +215,7 @@ class PolicyService:
         self.scope = scope
         self.log_personal_data = log_personal_data
         self.metrics = _Metrics()
+        self._decision_counters: dict[tuple[str, str], Any] = {}
         self.decision_log = DecisionLog(decision_log) if decision_log else None
         if self.decision_log is not None and self.decision_log.repaired_bytes:
             log.warning("decision log %s ended in a torn record: %d bytes moved to %s.torn", decision_log,
@@ -482,7 +494,7 @@ class PolicyService:
                     self.metrics.lead_errors.labels(str(code)).inc()
                 else:
                     entry["decision"] = decision
-                    self.metrics.decisions.labels(
+                    self._decision_counter(
                         _label(decision, "stage", ("to", "id")), _label(decision, "route", ("queue", "team", "rule"))
                     ).inc()
             if "error" in entry:
@@ -490,11 +502,21 @@ class PolicyService:
             results.append(entry)
         return results
 
-    def log_records(self, active: Active, leads: list[Any], results: list[dict[str, Any]],
-                    now: datetime) -> list[dict[str, Any]]:
-        """The audit records of answered decisions, personal data masked unless `log_personal_data`."""
+    def _decision_counter(self, stage: str, route: str) -> Any:
+        """The decisions counter of (stage, route), looked up once (prometheus' labels() is a measurable cost)."""
+        counter = self._decision_counters.get((stage, route))
+        if counter is None:
+            counter = self.metrics.decisions.labels(stage, route)
+            if len(self._decision_counters) < 4096:  # the policy's stages and routes: a few dozen
+                self._decision_counters[(stage, route)] = counter
+        return counter
+
+    def log_lines(self, active: Active, leads: list[Any], results: list[dict[str, Any]], now: datetime) -> bytes:
+        """The audit records of answered decisions, one canonical JSON line each, personal data masked unless
+        `log_personal_data` (a decision is walked by the masker only when its line holds a personal value)."""
         stamp = _iso(self.clock())
-        records = []
+        masker = active.masker
+        lines = []
         for lead, entry in zip(leads, results):
             record: dict[str, Any] = {
                 "time": stamp,
@@ -505,11 +527,15 @@ class PolicyService:
                 "now": _iso(now),
             }
             if "decision" in entry:
-                record["decision"] = active.masker.for_lead(lead)(entry["decision"])
+                record["decision"] = entry["decision"]
             else:
-                record["error"] = entry["error"]
-            records.append(record)
-        return records
+                record["error"] = entry["error"]  # masked when it was made
+            line = canonical_bytes(record)
+            if "decision" in record and masker.may_touch(lead, line):
+                record["decision"] = masker.for_lead(lead)(entry["decision"])
+                line = canonical_bytes(record)
+            lines.append(line + b"\n")
+        return b"".join(lines)
 
     def close(self) -> None:
         if self.decision_log is not None:
@@ -561,8 +587,9 @@ async def _read_body(request: Request, limit: int, timeout: float, hold: BodyHol
             chunks.append(chunk)
 
     try:
-        await asyncio.wait_for(collect(), timeout)
-    except asyncio.TimeoutError:
+        async with asyncio.timeout(timeout):  # no task per request, unlike wait_for
+            await collect()
+    except TimeoutError:
         raise _ApiError(408, "request-timeout", f"request body not received within {timeout:g} s") from None
     except ClientDisconnect:
         raise _ClientGone() from None
@@ -593,8 +620,9 @@ def parse_now(value: Any) -> datetime:
 
 
 def _render(content: Any) -> bytes:
-    """The JSON bytes Starlette's JSONResponse would send; raises ValueError for what JSON cannot carry."""
-    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    """The JSON bytes Starlette's JSONResponse would send (orjson where it writes the same bytes); raises
+    UnicodeEncodeError for a lone surrogate. Non-finite numbers never reach an answer: see `canonical_bytes`."""
+    return compact_bytes(content)
 
 
 _UNENCODABLE = {
@@ -632,11 +660,18 @@ def _render_results(single: bool, meta: dict[str, Any], results: list[dict[str, 
         return status, _render(content)
 
 
+def _loads_body(body: bytes) -> Any:
+    """The request body's JSON value, exactly as `jsonstrict.loads` reads it (and with its errors): orjson
+    where fastjson proves the two agree (it refuses NaN and Infinity, which jsonstrict.loads refuses too)."""
+    value = LeadDecoder.fast(body)
+    return jsonstrict.loads(body) if value is _UNDECIDED else value
+
+
 def _parse_request(body: bytes, service: PolicyService, active: Active,
                    max_batch: int) -> tuple[bool, list[Any], datetime, bool, Any]:
     """(single, leads, now, explain, mapping) from a request body, or _ApiError naming what is wrong."""
     try:
-        doc = jsonstrict.loads(body)
+        doc = _loads_body(body)
     except ValueError as exc:
         raise _ApiError(400, "malformed-json", f"request body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -677,22 +712,30 @@ def _request_mapping(active: Active, name: Any) -> Any:
 
 
 def decide_request(service: PolicyService, active: Active, body: bytes, job: Job, max_batch: int) -> tuple[int, bytes]:
-    """All CPU work of one decision request (runs on the worker pool): parse, decide, render, then log.
+    """All CPU work of one decision request (runs on the worker pool): parse, decide, render, then log."""
+    if job.expired():
+        raise DeadlineExceeded()
+    return decide_parsed(service, active, _parse_request(body, service, active, max_batch), job)
+
+
+def decide_parsed(service: PolicyService, active: Active, request: tuple[bool, list[Any], datetime, bool, Any],
+                  job: Job) -> tuple[int, bytes]:
+    """Decide, render, then log a parsed request (`_parse_request`); on the worker pool or, small, on the loop.
 
     The decision log is written only after the answer is rendered and the job committed, so every record
     belongs to an answer that is sent, and no answer is sent whose records could not be written.
     """
     if job.expired():
         raise DeadlineExceeded()
-    single, leads, now, explain, mapping = _parse_request(body, service, active, max_batch)
+    single, leads, now, explain, mapping = request
     results = service.decide(active, leads, now, explain, mapping, job)
     meta = {"revision": active.revision, "sequence": active.sequence, "now": now.isoformat()}  # = evaluated_at
     status, content = _render_results(single, meta, results)
-    records = service.log_records(active, leads, results, now) if service.decision_log is not None else []
+    lines = service.log_lines(active, leads, results, now) if service.decision_log is not None else b""
     if not job.commit():
         raise DeadlineExceeded()
     if service.decision_log is not None:
-        service.decision_log.write(records)
+        service.decision_log.write_lines(lines)
     return status, content
 
 
@@ -779,9 +822,16 @@ def create_app(
         try:
             body = await _read_body(request, max_body, body_timeout, hold)
             job = Job(time.monotonic() + request_timeout)
-            future = asyncio.get_running_loop().run_in_executor(
-                pools[-1], decide_request, service, active, body, job, max_batch
-            )
+            if len(body) <= INLINE_MAX_BODY:  # parsed here: a single lead is decided here too
+                parsed = _parse_request(body, service, active, max_batch)
+                if parsed[0]:
+                    status, content = decide_parsed(service, active, parsed, job)
+                    return Response(content, status_code=status, media_type="application/json",
+                                    headers=expiry_headers(active))
+                work: tuple[Any, ...] = (decide_parsed, service, active, parsed, job)
+            else:
+                work = (decide_request, service, active, body, job, max_batch)
+            future = asyncio.get_running_loop().run_in_executor(pools[-1], *work)
             future.add_done_callback(hold.release)  # the body is referenced until the worker is done with it
             released = True
             try:
@@ -881,26 +931,53 @@ def create_app(
     from engine.web import routes as web_routes  # the read-only pages (/ui/): handbook, try a lead, impact
 
     routes += web_routes(service)
+    handlers: dict[Any, Callable[[Request, Exception], Any]] = {
+        _ApiError: api_error, DeadlineExceeded: deadline_error, BudgetExhausted: busy_error,
+        AuditLogUnavailable: log_error, _ClientGone: client_gone, ClientDisconnect: client_gone,
+        HTTPException: http_error, Exception: internal_error,
+    }
+
+    async def decisions_direct(scope: Any, receive: Any, send: Any) -> None:
+        """POST /v1/decisions without Starlette's router and exception middleware (a measurable share of a
+        single-lead request): the same endpoint, and its exceptions answered by the same handlers."""
+        request = Request(scope, receive, send)
+        try:
+            response = await post_decisions(request)
+        except Exception as exc:
+            handler = next(handlers[k] for k in type(exc).__mro__ if k in handlers)
+            response = await handler(request, exc)
+        await response(scope, receive, send)
+
     app = Starlette(
         routes=routes,
-        exception_handlers={
-            _ApiError: api_error, DeadlineExceeded: deadline_error, BudgetExhausted: busy_error,
-            AuditLogUnavailable: log_error, _ClientGone: client_gone, ClientDisconnect: client_gone,
-            HTTPException: http_error, Exception: internal_error,
-        },
-        middleware=[Middleware(_MetricsMiddleware, metrics=metrics)],
+        exception_handlers=handlers,
+        middleware=[Middleware(_MetricsMiddleware, metrics=metrics, decisions=decisions_direct)],
         lifespan=lifespan,
     )
     app.state.service = service
     return app
 
 
-class _MetricsMiddleware:
-    """Pure ASGI middleware: request count and latency per known path (unknown paths share one label)."""
+_CACHED_METHODS = frozenset({"GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"})
 
-    def __init__(self, app: Any, metrics: _Metrics):
+
+class _MetricsMiddleware:
+    """Pure ASGI middleware: request count and latency per known path (unknown paths share one label); sends
+    POST /v1/decisions straight to `decisions` when given."""
+
+    def __init__(self, app: Any, metrics: _Metrics, decisions: Any = None):
         self.app = app
         self.metrics = metrics
+        self.decisions = decisions  # an ASGI app for POST /v1/decisions (the hot path), else the app's router
+        self._children: dict[tuple[str, ...], Any] = {}  # labelled series, looked up once (labels() is costly)
+
+    def _child(self, metric: Any, key: tuple[str, ...]) -> Any:
+        child = self._children.get((metric._name, *key))
+        if child is None:
+            child = metric.labels(*key)
+            if key[0] in _CACHED_METHODS:  # a bounded set: the method is the client's word
+                self._children[(metric._name, *key)] = child
+        return child
 
     async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
         if scope["type"] != "http":
@@ -918,11 +995,12 @@ class _MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
+        app = self.decisions if self.decisions and method == "POST" and path == "/v1/decisions" else self.app
         try:
-            await self.app(scope, receive, send_wrapper)
+            await app(scope, receive, send_wrapper)
         finally:
-            self.metrics.latency.labels(method, label).observe(time.perf_counter() - start)
-            self.metrics.requests.labels(method, label, str(status)).inc()
+            self._child(self.metrics.latency, (method, label)).observe(time.perf_counter() - start)
+            self._child(self.metrics.requests, (method, label, str(status))).inc()
 
 
 # ---------------------------------------------------------------------------------------------- OpenAPI
@@ -1150,27 +1228,135 @@ def reopen_log_on_sighup(app: Any) -> None:
 
 
 def run(app: Any, host: str = "127.0.0.1", port: int = 8181, *, log_level: str = "info",
-        limits: ConnectionLimits | None = None, diagnostic_port: int | None = None) -> None:
+        limits: ConnectionLimits | None = None, diagnostic_port: int | None = None, processes: int = 1,
+        process_logs: list[DecisionLog] | None = None) -> None:
     """Serve `app` with uvicorn, within `limits` (engine/connections.py), until SIGINT or SIGTERM.
 
     `diagnostic_port`: also serve /healthz and /metrics there, on their own thread (engine/diagnostics.py).
     The interpreter's thread switch interval is lowered to 1 ms so that the event loop and the diagnostic
     thread get the interpreter lock back quickly from decision workers (measured: benchmarks/service_health.py).
+    `processes` > 1: that many server processes (`run_processes`; `process_logs`: the decision logs of
+    processes 1.., opened before forking; process 0 keeps the app's).
     """
-    import sys
+    gc.collect()
+    gc.freeze()  # the loaded policy and libraries are permanent: full collections no longer walk them (tail latency)
+    if processes > 1:
+        sys.exit(run_processes(app, host, port, processes, log_level=log_level, limits=limits,
+                               diagnostic_port=diagnostic_port, process_logs=process_logs))
+    _serve(app, _listening_socket(host, port), log_level, limits, diagnostic_port)
 
+
+def _listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # proto set: asyncio enables TCP_NODELAY
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def _serve(app: Any, sock: socket.socket, log_level: str, limits: ConnectionLimits | None,
+           diagnostic_port: int | None) -> None:
+    """One server process: uvicorn on `sock` (bound, not yet listening) until SIGINT or SIGTERM."""
     import uvicorn
 
     from engine.diagnostics import DiagnosticServer
 
     sys.setswitchinterval(SWITCH_INTERVAL)
     reopen_log_on_sighup(app)
+    host = sock.getsockname()[0]
     diagnostics = DiagnosticServer(app.state.service, host, diagnostic_port).start() if diagnostic_port else None
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, **uvicorn_options(limits or ConnectionLimits()))
+        config = uvicorn.Config(app, log_level=log_level, **uvicorn_options(limits or ConnectionLimits()))
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
         if diagnostics is not None:
             diagnostics.stop()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel send this process SIGTERM when its parent dies (a kill -9 of `leadops serve` must not
+    leave server processes holding the port); Linux only, elsewhere a no-op."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def run_processes(app: Any, host: str, port: int, processes: int, *, log_level: str = "info",
+                  limits: ConnectionLimits | None = None, diagnostic_port: int | None = None,
+                  process_logs: list[DecisionLog] | None = None) -> int:
+    """Serve `app` from `processes` forked processes, each with its own event loop and SO_REUSEPORT listening
+    socket on (host, port): the kernel spreads connections over them, so decisions use every core (one
+    process's Python work runs on one core at a time). Returns the exit status when they have stopped.
+
+    Forked after loading, so each starts with the verified policy, then watches the bundle and persists trust
+    state on its own (TrustState.save is locked: the sequence never goes down). Each process writes its own
+    decision log: process 0 the app's, process i `process_logs[i - 1]` (auditlog.process_log_path says why).
+    SIGTERM, SIGINT and SIGHUP are passed on
+    to every process. /metrics and /healthz describe the process that answers (the diagnostic port: the
+    first). When one process exits, the others are stopped: restarting is the supervisor's job (systemd), and a
+    process forked again from this one's start-up state could briefly serve an older policy than its siblings.
+    """
+    reserved = _listening_socket(host, port, reuse_port=True)  # port 0: one port for all; never listens here
+    port = reserved.getsockname()[1]
+    children: dict[int, int] = {}
+    parent = os.getpid()
+    for index in range(processes):
+        pid = os.fork()
+        if pid == 0:  # the child: serve, then leave without running the parent's cleanup
+            status = 1
+            try:
+                _die_with_parent(parent)
+                reserved.close()
+                service: PolicyService = app.state.service
+                logs = [service.decision_log, *(process_logs or [])]
+                if service.decision_log is not None:
+                    service.decision_log = logs[index]
+                for other in logs:
+                    if other is not None and other is not service.decision_log:
+                        other.close()
+                _serve(app, _listening_socket(host, port, reuse_port=True), log_level, limits,
+                       diagnostic_port if index == 0 else None)
+                status = 0
+            except BaseException:
+                log.exception("server process %d failed", index)
+            finally:
+                os._exit(status)
+        children[pid] = index
+    log.info("serving from %d processes on port %d: %s", processes, port, ", ".join(map(str, children)))
+    stopping = False
+
+    def forward(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = stopping or signum != signal.SIGHUP
+        for pid in children:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    status = 0
+    while children:
+        try:
+            pid, code = os.wait()
+        except ChildProcessError:
+            break
+        children.pop(pid, None)
+        exit_code = os.waitstatus_to_exitcode(code)
+        if not stopping:
+            log.error("server process %d exited (%d); stopping the others", pid, exit_code)
+            status = 1
+            forward(signal.SIGTERM, None)
+    reserved.close()
+    return status
 
 
 class BackgroundServer:
@@ -1180,14 +1366,13 @@ class BackgroundServer:
     """
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning",
-                 limits: ConnectionLimits | None = None):
+                 limits: ConnectionLimits | None = None, fast: bool = True):
         import uvicorn
 
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # proto set: asyncio enables TCP_NODELAY
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
+        self.sock = _listening_socket(host, port)
         self.host, self.port = self.sock.getsockname()[:2]
-        config = uvicorn.Config(app, log_level=log_level, lifespan="on", **uvicorn_options(limits or ConnectionLimits()))
+        options = uvicorn_options(limits or ConnectionLimits(), fast=fast)  # fast=False: the h11/asyncio fallback
+        config = uvicorn.Config(app, log_level=log_level, lifespan="on", **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 

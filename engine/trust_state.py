@@ -9,6 +9,7 @@ so a crash at any point leaves either the old state or the new one, never a reco
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from engine.client import _atomic_write as atomic_write  # the one atomic replac
 
 STATE_FILE = "trust.json"
 BUNDLE_FILE = "last-good.tar.gz"
+LOCK_FILE = ".lock"
 
 
 @dataclass(frozen=True)
@@ -74,11 +76,21 @@ class TrustState:
             return None
 
     def save(self, record: TrustRecord, bundle: bytes) -> None:
-        """Persist a newly published bundle; raises OSError when the state directory cannot take it."""
-        current, _ = self.load()
-        if current is not None and current.sequence > record.sequence:
-            raise ValueError(f"refusing to lower the trusted sequence from {current.sequence} to {record.sequence}")
+        """Persist a newly published bundle; raises OSError when the state directory cannot take it.
+
+        Under an exclusive lock on ``.lock`` in the directory: the processes of ``leadops serve --processes``
+        share one state directory, and the check against the stored sequence and the writes must not
+        interleave (else a process publishing sequence 5 could overwrite another's 6)."""
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if current is None or current.sha256 != record.sha256 or self.last_good() is None:
-            atomic_write(self.directory / BUNDLE_FILE, bundle)
-        atomic_write(self.directory / STATE_FILE, json.dumps(asdict(record), sort_keys=True).encode() + b"\n")
+        lock = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            current, _ = self.load()
+            if current is not None and current.sequence > record.sequence:
+                raise ValueError(f"refusing to lower the trusted sequence from {current.sequence} to "
+                                 f"{record.sequence}")
+            if current is None or current.sha256 != record.sha256 or self.last_good() is None:
+                atomic_write(self.directory / BUNDLE_FILE, bundle)
+            atomic_write(self.directory / STATE_FILE, json.dumps(asdict(record), sort_keys=True).encode() + b"\n")
+        finally:
+            os.close(lock)  # releases the lock

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 import engine
+from engine.auditlog import MOVED_CHECK_INTERVAL
 from engine.bundle import build_bundle
 from engine.connections import ConnectionLimits
 from engine.server import BackgroundServer, create_app
@@ -83,11 +84,13 @@ def _post_async(url: str, payload: dict, out: list, timeout: float = 30) -> thre
 
 
 def test_healthz_and_metrics_answer_while_a_costly_decision_runs(keys, bundle):
-    """Before: decisions ran on the event loop, so /healthz waited for the whole 2 s lead."""
+    """Before: decisions ran on the event loop, so /healthz waited for the whole 2 s lead. Batches run on the
+    worker pool (a single lead in a small body is decided on the loop, bounded by the policy's cost budget)."""
     app = create_app(bundle, keys.public_path, loader=slow_loader, watch=False, workers=2)
     with BackgroundServer(app) as srv, httpx.Client(base_url=srv.url, timeout=10) as c:
         out: list = []
-        threads = [_post_async(srv.url, {"lead": {**LEADS[0], "id": "spin-2000"}, "now": NOW}, out) for _ in range(2)]
+        threads = [_post_async(srv.url, {"leads": [{**LEADS[0], "id": "spin-2000"}], "now": NOW}, out)
+                   for _ in range(2)]
         time.sleep(0.3)  # both workers are busy burning CPU
         latencies = []
         for path in ("/healthz", "/metrics") * 5:
@@ -125,7 +128,7 @@ def test_overload_is_shed_with_503_and_retry_after(keys, bundle):
     app = create_app(bundle, keys.public_path, loader=slow_loader, watch=False, workers=1, max_pending=1)
     with BackgroundServer(app) as srv, httpx.Client(base_url=srv.url, timeout=10) as c:
         out: list = []
-        t = _post_async(srv.url, {"lead": {**LEADS[0], "id": "spin-800"}, "now": NOW}, out)
+        t = _post_async(srv.url, {"leads": [{**LEADS[0], "id": "spin-800"}], "now": NOW}, out)
         wait_for(lambda: c.get("/healthz").json()["in_flight"]["requests"] == 1)
         r = c.post("/v1/decisions", json={"lead": LEADS[2], "now": NOW})
         assert r.status_code == 503 and r.json()["error"]["code"] == "overloaded" and r.headers["retry-after"] == "1"
@@ -265,11 +268,15 @@ def test_renamed_or_deleted_log_is_reopened(keys, bundle, tmp_path):
 
         post("one")
         log_path.rename(tmp_path / "decisions.jsonl.1")
+        post("one-b")  # within MOVED_CHECK_INTERVAL of the rename: still the renamed file, whole
+        time.sleep(MOVED_CHECK_INTERVAL + 0.1)
         post("two")
+        time.sleep(MOVED_CHECK_INTERVAL + 0.1)
         log_path.unlink()
+        time.sleep(MOVED_CHECK_INTERVAL + 0.1)
         post("three")
     ids = lambda p: [json.loads(line)["lead_id"] for line in p.read_text().splitlines()]  # noqa: E731
-    assert ids(tmp_path / "decisions.jsonl.1") == ["one"]
+    assert ids(tmp_path / "decisions.jsonl.1") == ["one", "one-b"]
     assert ids(log_path) == ["three"]  # "two" went to the file that was then deleted, as logrotate intends
 
 
@@ -491,10 +498,11 @@ def test_slowloris_is_cut_off_and_healthz_still_answers(serve):
     assert serve.proc.poll() is None
 
 
-def test_many_idle_connections_do_not_lock_out_healthz(keys, bundle):
+@pytest.mark.parametrize("fast", [True, False], ids=["httptools-uvloop", "h11-asyncio"])
+def test_many_idle_connections_do_not_lock_out_healthz(keys, bundle, fast):
     app = create_app(bundle, keys.public_path, watch=False)
     limits = ConnectionLimits(max_connections=50, header_timeout=30, keep_alive=30)
-    with BackgroundServer(app, limits=limits) as srv:
+    with BackgroundServer(app, limits=limits, fast=fast) as srv:
         idle = [socket.create_connection((srv.host, srv.port), timeout=5) for _ in range(200)]
         try:
             for _ in range(5):
@@ -515,9 +523,10 @@ def test_many_idle_connections_do_not_lock_out_healthz(keys, bundle):
                 s.close()
 
 
-def test_idle_keep_alive_connections_are_closed(keys, bundle):
+@pytest.mark.parametrize("fast", [True, False], ids=["httptools-uvloop", "h11-asyncio"])
+def test_idle_keep_alive_connections_are_closed(keys, bundle, fast):
     app = create_app(bundle, keys.public_path, watch=False)
-    with BackgroundServer(app, limits=ConnectionLimits(keep_alive=0.3, header_timeout=0.3)) as srv:
+    with BackgroundServer(app, limits=ConnectionLimits(keep_alive=0.3, header_timeout=0.3), fast=fast) as srv:
         with socket.create_connection((srv.host, srv.port), timeout=5) as s:
             s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             data = b""
@@ -530,9 +539,10 @@ def test_idle_keep_alive_connections_are_closed(keys, bundle):
             assert data.startswith(b"HTTP/1.1 200") and time.monotonic() < deadline
 
 
-def test_when_every_connection_is_busy_a_new_one_gets_503(keys, bundle):
+@pytest.mark.parametrize("fast", [True, False], ids=["httptools-uvloop", "h11-asyncio"])
+def test_when_every_connection_is_busy_a_new_one_gets_503(keys, bundle, fast):
     app = create_app(bundle, keys.public_path, watch=False)
-    with BackgroundServer(app, limits=ConnectionLimits(max_connections=3)) as srv:
+    with BackgroundServer(app, limits=ConnectionLimits(max_connections=3), fast=fast) as srv:
         busy = [socket.create_connection((srv.host, srv.port), timeout=5) for _ in range(3)]
         try:
             for s in busy:  # each has a request in progress (a body still uploading): not evictable
