@@ -63,27 +63,28 @@ class LeadDecoder:
         else:
             data = text
         value = self.fast(data)
-        return self.strict(text) if value is _STRICT else value
+        return self.strict(text) if value is UNDECIDED else value
 
     @staticmethod
     def fast(data: bytes) -> Any:
-        """The orjson reading of `data`, or `_STRICT` when only the strict parser may decide."""
+        """The orjson reading of `data`, or `UNDECIDED` when only the strict parser may decide."""
         classes = data.translate(_DIGITS_AND_BRACKETS)
         if classes.count(b"[") > _MAX_BRACKETS or _LONG_DIGITS in classes:
-            return _STRICT
+            return UNDECIDED
         if b"\\" in data and _COLON_ESCAPE.search(data):
-            return _STRICT
+            return UNDECIDED
         try:
             value = orjson.loads(data)
         except orjson.JSONDecodeError:
-            return _STRICT
+            return UNDECIDED
         colons = data.count(b":")
         if colons and colons != orjson.dumps(value).count(b":"):
-            return _STRICT
+            return UNDECIDED
         return value
 
 
-_STRICT: Any = object()
+# what `LeadDecoder.fast` returns when only the strict parser may decide (callers compare by identity)
+UNDECIDED: Any = object()
 
 _stdlib_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 # orjson's single-digit negative exponent ("1e-9"; the stdlib writes "1e-09"): a literal first, so re scans for

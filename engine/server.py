@@ -67,8 +67,7 @@ from engine.admission import BudgetExhausted, ByteBudget, DeadlineExceeded, Job,
 from engine.auditlog import AuditLogUnavailable, DecisionLog, canonical_bytes
 from engine.bundle import BundleError
 from engine import jsonstrict
-from engine.fastjson import _STRICT as _UNDECIDED  # LeadDecoder.fast's "only the strict parser may decide"
-from engine.fastjson import LeadDecoder, compact_bytes
+from engine.fastjson import UNDECIDED, LeadDecoder, compact_bytes
 from engine.connections import ConnectionLimits, uvicorn_options
 from engine.errors import LeadError, LeadopsError, PolicyError
 from engine.expr.sandbox import MAX_DATETIME_YEAR, MIN_DATETIME_YEAR
@@ -664,7 +663,7 @@ def _loads_body(body: bytes) -> Any:
     """The request body's JSON value, exactly as `jsonstrict.loads` reads it (and with its errors): orjson
     where fastjson proves the two agree (it refuses NaN and Infinity, which jsonstrict.loads refuses too)."""
     value = LeadDecoder.fast(body)
-    return jsonstrict.loads(body) if value is _UNDECIDED else value
+    return jsonstrict.loads(body) if value is UNDECIDED else value
 
 
 def _parse_request(body: bytes, service: PolicyService, active: Active,
