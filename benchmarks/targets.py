@@ -323,8 +323,9 @@ def table_all(r: dict[str, Any]) -> str:
     if s:
         c32, c8, b, barec = s["single_c32"], s["single_c8"], s["batch100_c8"], s["bare_c32"]
         h = s["healthz"]
-        rows += [f"| service, single lead, `wrk`, 32 connections (8 connections; a bare Starlette endpoint on the same server "
-                 f"returning the same {s['body_bytes']:,} B body) | {ISSUE['single']} | see below | **{c32['rps']:,.0f} req/s, p50 "
+        rows += [f"| service (`leadops serve --processes {s['processes']}`), single lead, `wrk`, 32 connections (8 connections; "
+                 f"a bare Starlette endpoint, one process on the same server options, returning the same "
+                 f"{s['body_bytes']:,} B body) | {ISSUE['single']} | see below | **{c32['rps']:,.0f} req/s, p50 "
                  f"{c32['p50']:.1f} ms, p99 {c32['p99']:.1f} ms** (8: {c8['rps']:,.0f} req/s, p99 {c8['p99']:.1f} ms; bare "
                  f"{barec['rps']:,.0f} req/s, p99 {barec['p99']:.1f} ms) | ≥ 5,000 req/s, p99 < 10 ms | "
                  f"{_met(c32['rps'] >= 5000 and c32['p99'] < 10)} | `python -m benchmarks.bench_service_wrk` |",
