@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 
-from engine.crm.columns import decision_batch
+from engine.crm.columns import decision_batch, split_rows
 from engine.crm.records import batch_leads, parquet_batches
 
 
@@ -45,8 +45,7 @@ def decide_batch(evaluator: Any, chunk: tuple[int, bytes]) -> tuple[DecidedBatch
     first, data = chunk
     leads = batch_leads(_read_ipc(data))
     output, total, failed, unused = evaluator.run(list(enumerate(leads, first)))
-    decisions = [flat for kind, flat in output if kind == "decision"]
-    errors = [record for kind, record in output if kind == "error"]
+    decisions, errors = split_rows(output)
     return DecidedBatch(_ipc(decision_batch(decisions)), errors), total, failed, unused
 
 

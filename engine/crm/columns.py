@@ -116,6 +116,15 @@ class CsvWriter:
         pass
 
 
+def split_rows(output: Iterable[tuple[str, dict[str, Any]]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One chunk of `evaluate_items(fmt="rows")` output as (flat decisions, error records), each in row order."""
+    decisions: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for kind, row in output:
+        (decisions if kind == "decision" else errors).append(row)
+    return decisions, errors
+
+
 def decision_batch(rows: list[dict[str, Any]]) -> pa.RecordBatch:
     """Flat decision rows as one Arrow record batch of ARROW_SCHEMA, built from the columns' buffers (Arrow's
     columnar layout) rather than `pa.array`/`from_pylist`, which import pandas on first use: 1.2 s in every
@@ -199,4 +208,4 @@ def crm_columns(mapping: Any) -> list[tuple[str, str, Any]]:
 
 
 __all__ = ["ARROW_SCHEMA", "COLUMN_NAMES", "CsvWriter", "DECISION_COLUMNS", "ParquetWriter", "crm_columns",
-           "decision_batch", "flatten_decision"]
+           "decision_batch", "flatten_decision", "split_rows"]

@@ -230,13 +230,14 @@ class Output:
             self._stream.write(output)
             return
         from engine.crm.arrowbatch import DecidedBatch
+        from engine.crm.columns import split_rows
 
         if isinstance(output, DecidedBatch):
             self.writer.write_batch(output.record_batch())
             errors = output.errors
         else:
-            self.writer.write(flat for kind, flat in output if kind == "decision")
-            errors = [record for kind, record in output if kind == "error"]
+            decisions, errors = split_rows(output)
+            self.writer.write(decisions)
         for record in errors:
             self._error(record)
 
